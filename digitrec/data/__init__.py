@@ -1,0 +1,1 @@
+"""Dataset code: pure numpy / h5py, testable without Lightning."""

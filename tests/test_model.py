@@ -1,0 +1,58 @@
+import pytest
+import torch
+
+from digitrec.models import DigitNet
+from digitrec.module import DigitReader
+
+
+@pytest.mark.parametrize("depth", [1, 3, 5, 8])
+def test_shapes_for_any_depth(depth):
+    net = DigitNet(height=28, width=112, max_len=5, depth=depth, widths=[8, 16])
+    length, digits = net(torch.rand(3, 1, 28, 112))
+    assert length.shape == (3, 7) and digits.shape == (3, 5, 10)
+
+
+def test_blank_adds_a_class_and_widths_repeat():
+    net = DigitNet(max_len=4, blank=True, depth=4, widths=[8, 16])
+    assert [b[0].out_channels for b in net.trunk.conv] == [8, 16, 16, 16]
+    _, digits = net(torch.rand(2, 1, 28, 112))
+    assert digits.shape == (2, 4, 11)
+
+
+def test_bad_head_and_depth_are_clear_errors():
+    with pytest.raises(ValueError, match="model.head='nope'"):
+        DigitNet(head="nope")
+    with pytest.raises(ValueError, match="model.depth=0"):
+        DigitNet(depth=0)
+    with pytest.raises(ValueError, match="model.loss='x'"):
+        DigitReader(loss="x")
+
+
+def test_eval_mode_single_image_equals_batch():
+    torch.manual_seed(0)
+    reader = DigitReader(depth=3, widths=[8, 16, 16])
+    # move batch-norm statistics away from their initial values so eval mode matters
+    reader.train()
+    with torch.no_grad():
+        for _ in range(5):
+            reader(torch.rand(32, 1, 28, 112) * 3)
+    reader.eval()
+    images = torch.randint(0, 256, (64, 1, 28, 112), dtype=torch.uint8)
+    with torch.no_grad():
+        batch_len, batch_dig = reader(images)
+        one_len, one_dig = reader(images[5:6])
+    torch.testing.assert_close(one_len[0], batch_len[5], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(one_dig[0], batch_dig[5], rtol=1e-4, atol=1e-4)
+
+
+def test_loss_masks_absent_positions_or_trains_blank():
+    torch.manual_seed(0)
+    length = torch.tensor([1])
+    digits = torch.tensor([[3, -1, -1, -1, -1]])
+    for loss, classes in (("mask", 10), ("blank", 11)):
+        reader = DigitReader(loss=loss, depth=1, widths=[4])
+        len_logits = torch.zeros(1, 7, requires_grad=True)
+        dig_logits = torch.zeros(1, 5, classes, requires_grad=True)
+        reader.loss(len_logits, dig_logits, length, digits).backward()
+        absent_grad = dig_logits.grad[0, 1:].abs().sum().item()
+        assert (absent_grad == 0) == (loss == "mask")

@@ -1,0 +1,100 @@
+"""The whole path: configs compose, train, track in MLflow, and checkpoints load without Hydra."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import REPO, compose_cfg, small_overrides
+from mlflow.tracking import MlflowClient
+
+from digitrec.module import DigitReader
+from digitrec.train import train
+
+EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", [None, *EXPERIMENTS])
+def test_every_experiment_composes_and_runs_one_batch(experiment, tmp_path, fake_data_dir):
+    overrides = small_overrides(tmp_path, fake_data_dir) + ["debug=fast"]
+    if experiment:
+        overrides.append(f"experiment={experiment}")
+    metrics = train(compose_cfg(overrides, tmp_path))
+    assert "test/sequence_accuracy" in metrics
+
+
+def test_run_is_tracked_and_checkpoint_loads_without_hydra(tmp_path, fake_data_dir):
+    overrides = ["trainer.max_epochs=2", "trainer.log_every_n_steps=2"]
+    cfg = compose_cfg(small_overrides(tmp_path, fake_data_dir) + overrides, tmp_path)
+    metrics = train(cfg)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("mnist_seq").experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model.depth"] == "5" and run.data.params["data.max_len"] == "5"
+    assert {"git_commit", "hydra_overrides"} <= set(run.data.tags)
+    for key in ("test/sequence_accuracy", "test/coverage_at_98", "test/digit_accuracy",
+                "test/length_accuracy", "val/sequence_accuracy", "train/loss"):  # fmt: skip
+        assert key in run.data.metrics, key
+    assert run.data.metrics["test/sequence_accuracy"] == pytest.approx(
+        metrics["test/sequence_accuracy"]
+    )
+    val_history = client.get_metric_history(run.info.run_id, "val/sequence_accuracy")
+    assert len(val_history) == 2  # one point per epoch
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "test_predictions.png", "checkpoints"} <= artifacts
+    (ckpt,) = client.list_artifacts(run.info.run_id, "checkpoints")
+    local = client.download_artifacts(run.info.run_id, ckpt.path, str(tmp_path / "dl"))
+
+    reader = DigitReader.load_from_checkpoint(local, map_location="cpu", weights_only=True)
+    reader.eval()
+    assert reader.hparams.depth == 5  # plain hyperparameters, no Hydra objects
+    images = torch.randint(0, 256, (4, 1, 28, 112), dtype=torch.uint8)
+    state = torch.load(local, map_location="cpu", weights_only=True)
+    again = DigitReader(**state["hyper_parameters"])
+    again.load_state_dict(state["state_dict"])
+    again.eval()
+    torch.testing.assert_close(reader(images)[1], again(images)[1])
+
+
+def _cli(args, tmp_path, **kwargs):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "digitrec.train", *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600, **kwargs)  # fmt: skip
+
+
+def test_multirun_is_one_parent_with_a_child_per_job(tmp_path, fake_data_dir):
+    args = ["-m", "model.fc_dropout=0.1,0.2", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
+            f"hydra.sweep.dir={tmp_path}/sweep"] + small_overrides(tmp_path, fake_data_dir)  # fmt: skip
+    result = _cli(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("mnist_seq").experiment_id])
+    parents = [r for r in runs if r.data.tags.get("sweep") == "true"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(runs) == 3 and len(parents) == 1 and len(children) == 2
+    parent = parents[0]
+    assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
+    assert {c.data.params["model.fc_dropout"] for c in children} == {"0.1", "0.2"}
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["best_run_id"] in {c.info.run_id for c in children}
+    assert int(parent.data.tags["children"]) == 2
+
+
+def test_unknown_key_fails_before_training(tmp_path):
+    result = _cli(["no_such_key=1"], tmp_path)
+    assert result.returncode != 0
+    assert "Key 'no_such_key' is not in struct" in result.stderr
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_learns_real_mnist_sequences_in_about_a_minute(tmp_path, real_data_dir):
+    overrides = small_overrides(tmp_path, real_data_dir) + [
+        "data.verify=true", "data.val_glyphs=5000", "data.train_size=12800",
+        "data.val_size=1000", "data.test_size=2000", "data.batch_size=64",
+        "trainer.max_epochs=2", "augmentation=none", "model.min_pool_size=3",
+    ]  # fmt: skip
+    metrics = train(compose_cfg(overrides, tmp_path))
+    assert metrics["test/sequence_accuracy"] > 0.5, metrics
