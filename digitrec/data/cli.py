@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from digitrec.data import mnist
@@ -15,6 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None,
                         help="default: $DIGITREC_DATA_DIR, else .data")  # fmt: skip
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     data_dir = args.data_dir or mnist.data_dir_from_env()
     try:
         path = mnist.ensure_mnist(data_dir)

