@@ -20,20 +20,20 @@ class DownloadError(RuntimeError):
     """A file could not be fetched from any source; the message lists what was tried."""
 
 
-def md5sum(path: str | Path, chunk: int = CHUNK) -> str:
-    h = hashlib.md5()
+def file_digest(path: str | Path, algorithm: str = "md5", chunk: int = CHUNK) -> str:
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
 
 
-def sha256sum(path: str | Path, chunk: int = CHUNK) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+def md5sum(path: str | Path) -> str:
+    return file_digest(path, "md5")
+
+
+def sha256sum(path: str | Path) -> str:
+    return file_digest(path, "sha256")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
