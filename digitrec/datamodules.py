@@ -153,8 +153,6 @@ class SequenceDataModule(pl.LightningDataModule):
         (tr_x, tr_y), (va_x, va_y) = split_pool(
             data["train_images"], data["train_labels"], self.val_glyphs
         )
-        self.pools = {"train": (tr_x, tr_y), "val": (va_x, va_y),
-                      "test": (data["test_images"], data["test_labels"])}  # fmt: skip
         self.train_set = SequenceStream(
             tr_x, tr_y, self.train_spec, self.batch_size,
             max(1, self.train_size // self.batch_size), self.seed, self.transform,

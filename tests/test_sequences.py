@@ -110,3 +110,28 @@ def test_split_pool_is_disjoint():
     (tr, _), (va, _) = split_pool(images, labels, 10)
     assert len(tr) == 90 and len(va) == 10
     assert not set(tr[:, 0, 0]) & set(va[:, 0, 0])
+
+
+def test_datamodule_draws_each_split_from_its_own_pool(tmp_path):
+    """Train glyphs are 50s, validation glyphs 150s, test glyphs 250s: a canvas shows its pool."""
+    from digitrec.data.mnist import MNIST_FILES, write_idx
+    from digitrec.datamodules import SequenceDataModule
+
+    def bars(n, value):
+        images = np.zeros((n, 28, 28), np.uint8)
+        images[:, 5:23, 10:16] = value
+        return images
+
+    train = np.concatenate([bars(300, 50), bars(100, 150)])  # the last 100 validate
+    arrays = {"train_images": train, "train_labels": np.arange(400, dtype=np.uint8) % 10,
+              "test_images": bars(80, 250), "test_labels": np.arange(80, dtype=np.uint8) % 10}  # fmt: skip
+    for key, spec in MNIST_FILES.items():
+        write_idx(tmp_path / "mnist" / f"{spec.name}.gz", arrays[key])
+    dm = SequenceDataModule(str(tmp_path), val_glyphs=100, val_size=200, test_size=200,
+                            train_size=256, batch_size=64, verify=False)  # fmt: skip
+    dm.setup()
+    assert set(np.unique(dm.val_set.images)) == {0, 150}
+    assert set(np.unique(dm.test_set.images)) == {0, 250}
+    for batch in dm.train_dataloader():
+        assert set(np.unique(batch["image"].numpy())) == {0, 50}
+    assert len(dm.test_set) == 200 and (dm.test_set.length >= 1).all()

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,15 +85,9 @@ def _open_bytes(path: Path) -> bytes:
     if raw[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(raw)
-        except (EOFError, OSError, zlib_error()) as e:
+        except (EOFError, OSError, zlib.error) as e:
             raise ValueError(f"{path}: corrupt or truncated gzip file ({e})") from None
     return raw
-
-
-def zlib_error() -> type[Exception]:
-    import zlib
-
-    return zlib.error
 
 
 def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:

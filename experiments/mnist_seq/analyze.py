@@ -38,9 +38,8 @@ def main() -> None:
     outs = [
         reader(torch.from_numpy(s.images[i : i + 500]).unsqueeze(1)) for i in range(0, len(s), 500)
     ]
-    with torch.no_grad():
-        length_logits = torch.cat([o[0] for o in outs])
-        digit_logits = torch.cat([o[1] for o in outs])
+    length_logits = torch.cat([o[0] for o in outs])
+    digit_logits = torch.cat([o[1] for o in outs])
     decoded = decode.joint_decode(length_logits, digit_logits)
     length, digits = torch.from_numpy(s.length), torch.from_numpy(s.digits)
     correct = decode.sequence_correct(decoded, length, digits)
