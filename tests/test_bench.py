@@ -30,18 +30,19 @@ def test_generator_throughput(benchmark, pool):
         benchmark.extra_info["sequences_per_s"] = BATCH / benchmark.stats.stats.median
 
 
-def _default_reader() -> DigitReader:
+def _default_reader(**overrides) -> DigitReader:
     from conftest import REPO
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.load(REPO / "conf" / "model" / "cnn.yaml")
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg).items() if k != "_target_"}
-    kwargs.update(height=28, width=112, max_len=5)
+    kwargs.update(height=28, width=112, max_len=5, **overrides)
     return DigitReader(**kwargs, optimizer=lambda params: torch.optim.AdamW(params, 1e-3))
 
 
-def test_train_step_throughput(benchmark):
-    reader = _default_reader()
+@pytest.mark.parametrize("channels_last", [True, False], ids=["channels_last", "contiguous"])
+def test_train_step_throughput(benchmark, channels_last):
+    reader = _default_reader(channels_last=channels_last)
     optimizer = reader.optimizer_factory(reader.parameters())
     images = torch.randint(0, 256, (128, 1, 28, 112), dtype=torch.uint8)
     length = torch.randint(1, 6, (128,))
