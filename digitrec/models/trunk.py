@@ -43,6 +43,8 @@ class ConvTrunk(nn.Module):
         conv_dropout: float = 0.0,
         fc: Sequence[int] = (512,),
         fc_dropout: float = 0.3,
+        context: str | None = None,
+        context_size: int = 128,
     ):
         super().__init__()
         blocks: list[nn.Module] = []
@@ -65,7 +67,14 @@ class ConvTrunk(nn.Module):
             c = out
         self.conv = nn.Sequential(*blocks)
         self.map_shape = (c, h, w)
-        dims = [c * h * w, *fc]
+        # context="gru": a bidirectional GRU along the map's columns (left to right, as the digits
+        # are read), so each column knows what lies to its left and right (CRNN, Shi et al. 2015)
+        if context not in (None, "gru"):
+            raise ValueError(f"model.context={context!r}: expected null or 'gru'")
+        self.context = (
+            nn.GRU(c * h, context_size, batch_first=True, bidirectional=True) if context else None
+        )
+        dims = [(2 * context_size if context else c * h) * w, *fc]
         fc_layers: list[nn.Module] = [nn.Flatten()]
         for d_in, d_out in zip(dims[:-1], dims[1:], strict=True):
             fc_layers += [nn.Linear(d_in, d_out), nn.ReLU(inplace=True)]
@@ -78,4 +87,7 @@ class ConvTrunk(nn.Module):
         return self.conv(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.conv(x))
+        m = self.conv(x)
+        if self.context is not None:
+            m = self.context(m.permute(0, 3, 1, 2).flatten(2))[0]  # (B, W, C*H) -> (B, W, 2*ctx)
+        return self.fc(m)
