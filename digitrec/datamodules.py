@@ -35,9 +35,10 @@ class SequenceStream(IterableDataset):
     """
 
     def __init__(self, glyphs, labels, spec, batch_size, batches_per_epoch, seed, transform=None,
-                 transform_group: int = 1):  # fmt: skip
+                 transform_group: int = 1, rank: int = 0):  # fmt: skip
         self.glyphs, self.labels, self.spec = glyphs, labels, spec
         self.batch_size, self.batches_per_epoch, self.seed = batch_size, batches_per_epoch, seed
+        self.rank = rank  # each training process (DDP rank) draws its own numbers
         self.transform, self.transform_group = transform, transform_group
         self._rng: np.random.Generator | None = None
 
@@ -48,7 +49,7 @@ class SequenceStream(IterableDataset):
         info = get_worker_info()
         workers, wid = (info.num_workers, info.id) if info else (1, 0)
         if self._rng is None:
-            self._rng = np.random.default_rng([self.seed, wid])
+            self._rng = np.random.default_rng([self.seed, wid, *([self.rank] if self.rank else [])])
         n = len(range(wid, self.batches_per_epoch, workers))
         for _ in range(n):
             s = compose(self.glyphs, self.labels, self.spec, self.batch_size, self._rng,
@@ -149,14 +150,20 @@ class SequenceDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
+        # data.batch_size is the global batch: with N training processes each draws 1/N of it
+        world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        if self.batch_size % world:
+            raise ValueError(
+                f"data.batch_size={self.batch_size}: must divide evenly over {world} processes"
+            )
         data = self.load_glyphs()
         (tr_x, tr_y), (va_x, va_y) = split_pool(
             data["train_images"], data["train_labels"], self.val_glyphs
         )
         self.train_set = SequenceStream(
-            tr_x, tr_y, self.train_spec, self.batch_size,
+            tr_x, tr_y, self.train_spec, self.batch_size // world,
             max(1, self.train_size // self.batch_size), self.seed, self.transform,
-            self.augment_group,
+            self.augment_group, rank,
         )  # fmt: skip
         self.val_set = compose(
             va_x, va_y, self.spec, self.val_size, np.random.default_rng([self.seed, 1])

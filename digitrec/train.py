@@ -8,6 +8,7 @@ digitrec-train -m optimizer.lr=1e-3,3e-3          # a sweep: one MLflow parent, 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -32,8 +33,18 @@ def _model_size(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def _launched_rank() -> int:
+    """The process's rank when a DDP launcher started it (Lightning sets these for its children)."""
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit, test on the best checkpoint, log everything to MLflow; return the final metrics."""
+    """Fit, test on the best checkpoint, log everything to MLflow; return the final metrics.
+
+    Under DDP (`trainer=ddp`) every process runs this; only rank 0 tracks, logs and prints.
+    """
+    if _launched_rank() != 0:
+        return _train_worker(cfg)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     if cfg.get("seed") is not None:
@@ -80,6 +91,27 @@ def train(cfg: DictConfig) -> dict[str, float]:
     tracker.finish()
     _summary(metrics, tracker, datamodule, best)
     return metrics
+
+
+def _train_worker(cfg: DictConfig) -> dict[str, float]:
+    """A DDP process other than rank 0: the same fit and test, no tracking, no output."""
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    if cfg.get("seed") is not None:
+        pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    datamodule = instantiate(cfg.data, augmentation=instantiate(cfg.augmentation))
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    model = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
+                        _convert_="all")  # fmt: skip
+    # no logger here, so no callback that needs one (the learning-rate monitor)
+    callbacks = [c for c in _callbacks(cfg) if not isinstance(c, pl.callbacks.LearningRateMonitor)]
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False,
+                                      default_root_dir=cfg.paths.output_dir,
+                                      enable_progress_bar=False)  # fmt: skip
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
 
 def _prediction_grid(model, datamodule, path: Path) -> Path:

@@ -56,3 +56,23 @@ def test_loss_masks_absent_positions_or_trains_blank():
         reader.loss(len_logits, dig_logits, length, digits).backward()
         absent_grad = dig_logits.grad[0, 1:].abs().sum().item()
         assert (absent_grad == 0) == (loss == "mask")
+
+
+@pytest.mark.parametrize("context", [None, "gru"])
+def test_context_carries_information_across_the_whole_width(context):
+    """The conv receptive field is local; the column GRU lets the rightmost column see the left edge."""
+    torch.manual_seed(0)
+    trunk = DigitNet(depth=3, widths=[4, 8, 8], fc=[], context=context, context_size=6).trunk.eval()
+    c, h, w = trunk.map_shape
+    assert trunk.num_features == (12 if context else c * h) * w
+    x = torch.rand(1, 1, 28, 112)
+    x2 = x.clone()
+    x2[..., :8] = torch.rand(1, 1, 28, 8)  # change only the leftmost 8 pixel columns
+    with torch.no_grad():
+        last = [trunk(v).view(1, w, -1)[:, -1] for v in (x, x2)]
+    assert (not torch.allclose(*last)) == (context == "gru")
+
+
+def test_bad_context_is_a_clear_error():
+    with pytest.raises(ValueError, match="model.context='lstm2'"):
+        DigitNet(context="lstm2")

@@ -23,8 +23,9 @@ class ConvTrunk(nn.Module):
     and the map stays at least `min_pool_size` on its short side. `pool=(True, False)` pools after
     layers 0, 2, 4, ...; `(False, True)` after 1, 3, 5, ... (suits a strided first layer).
 
-    `forward_map` gives the last feature map (for attention heads); `forward` the flattened
-    vector after the fully connected layers.
+    `forward_map` gives the last feature map (for attention heads); `forward` the map read as
+    columns left to right (through the column GRU when `context="gru"`), flattened, then the
+    fully connected layers.
     """
 
     def __init__(
@@ -75,7 +76,7 @@ class ConvTrunk(nn.Module):
             nn.GRU(c * h, context_size, batch_first=True, bidirectional=True) if context else None
         )
         dims = [(2 * context_size if context else c * h) * w, *fc]
-        fc_layers: list[nn.Module] = [nn.Flatten()]
+        fc_layers: list[nn.Module] = []
         for d_in, d_out in zip(dims[:-1], dims[1:], strict=True):
             fc_layers += [nn.Linear(d_in, d_out), nn.ReLU(inplace=True)]
             if fc_dropout > 0:
@@ -87,7 +88,7 @@ class ConvTrunk(nn.Module):
         return self.conv(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.conv(x)
+        columns = self.conv(x).permute(0, 3, 1, 2).flatten(2)  # (B, W, C*H), left to right
         if self.context is not None:
-            m = self.context(m.permute(0, 3, 1, 2).flatten(2))[0]  # (B, W, C*H) -> (B, W, 2*ctx)
-        return self.fc(m)
+            columns = self.context(columns)[0]  # (B, W, 2 * context_size)
+        return self.fc(columns.flatten(1))
