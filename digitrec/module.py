@@ -114,7 +114,9 @@ class DigitReader(pl.LightningModule):
                 "correct": decode.sequence_correct(decoded, length, digits),
             }
         logged = {f"{stage}/{k}": v for k, v in values.items()}
-        self.log_dict(logged, prog_bar=False)
+        # under DDP every rank evaluates the whole set (trainer=ddp), so the values agree and the
+        # sync is a formality that keeps Lightning's epoch-level logging consistent
+        self.log_dict(logged, prog_bar=False, sync_dist=True)
         self.log(f"{stage}/seq_acc", values["sequence_accuracy"], prog_bar=True, logger=False)
         return logged
 

@@ -81,6 +81,23 @@ def test_multirun_is_one_parent_with_a_child_per_job(tmp_path, fake_data_dir):
     assert int(parent.data.tags["children"]) == 2
 
 
+def test_ddp_on_cpu_two_processes_one_tracked_run(tmp_path, fake_data_dir):
+    """trainer=ddp: 2 CPU processes, the global batch split between them, rank 0 alone tracks."""
+    args = ["trainer=ddp", "trainer.max_epochs=2", "trainer.num_sanity_val_steps=0",
+            f"hydra.run.dir={tmp_path}/run"] + small_overrides(tmp_path, fake_data_dir)  # fmt: skip
+    result = _cli(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "run" / "train_ddp_process_1.log").exists()  # the second process ran
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("mnist_seq").experiment_id])
+    assert run.info.status == "FINISHED" and "test/sequence_accuracy" in run.data.metrics
+    # 256 numbers per epoch in global batches of 32 (16 per process): 8 steps per epoch
+    (fit,) = client.get_metric_history(run.info.run_id, "fit_seconds")
+    assert fit.step == 16
+    val_steps = [m.step for m in client.get_metric_history(run.info.run_id, "val/loss")]
+    assert len(val_steps) == 2 == len(set(val_steps))
+
+
 def test_unknown_key_fails_before_training(tmp_path):
     result = _cli(["no_such_key=1"], tmp_path)
     assert result.returncode != 0
