@@ -151,7 +151,9 @@ class SequenceDataModule(pl.LightningDataModule):
         if self.train_set is not None:
             return
         # data.batch_size is the global batch: with N training processes each draws 1/N of it
-        world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        world, rank = (
+            (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        )
         if self.batch_size % world:
             raise ValueError(
                 f"data.batch_size={self.batch_size}: must divide evenly over {world} processes"
