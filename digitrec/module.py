@@ -51,8 +51,10 @@ class DigitReader(pl.LightningModule):
         self._eval: dict[str, list] = defaultdict(list)
         self.test_predictions: dict[str, torch.Tensor] = {}
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.net(to_input(images))
+    def forward(
+        self, images: torch.Tensor, teacher: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.net(to_input(images), teacher)
 
     @torch.no_grad()
     def read(self, images: torch.Tensor) -> decode.Decoded:
@@ -74,7 +76,8 @@ class DigitReader(pl.LightningModule):
         return loss / B
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        length_logits, digit_logits = self(batch["image"])
+        # teacher forcing for recurrent heads; evaluation feeds back their own predictions
+        length_logits, digit_logits = self(batch["image"], teacher=batch["digits"])
         loss = self.loss(length_logits, digit_logits, batch["length"], batch["digits"])
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["length"]))
         return loss

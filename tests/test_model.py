@@ -28,9 +28,10 @@ def test_bad_head_and_depth_are_clear_errors():
         DigitReader(loss="x")
 
 
-def test_eval_mode_single_image_equals_batch():
+@pytest.mark.parametrize("head", ["separate", "shared", "rnn"])
+def test_eval_mode_single_image_equals_batch(head):
     torch.manual_seed(0)
-    reader = DigitReader(depth=3, widths=[8, 16, 16])
+    reader = DigitReader(depth=3, widths=[8, 16, 16], head=head)
     # move batch-norm statistics away from their initial values so eval mode matters
     reader.train()
     with torch.no_grad():
@@ -76,3 +77,38 @@ def test_context_carries_information_across_the_whole_width(context):
 def test_bad_context_is_a_clear_error():
     with pytest.raises(ValueError, match="model.context='lstm2'"):
         DigitNet(context="lstm2")
+
+
+@pytest.mark.parametrize("head", ["separate", "shared", "rnn"])
+@pytest.mark.parametrize("loss", ["mask", "blank"])
+def test_every_head_gives_the_same_outputs_and_learns(head, loss):
+    torch.manual_seed(0)
+    reader = DigitReader(depth=2, widths=[8, 16], head=head, loss=loss, fc=[32])
+    images = torch.randint(0, 256, (8, 1, 28, 112), dtype=torch.uint8)
+    length = torch.tensor([1, 2, 3, 4, 5, 1, 2, 3])
+    digits = torch.where(torch.arange(5) < length[:, None], torch.randint(0, 10, (8, 5)), -1)
+    optimizer = torch.optim.Adam(reader.parameters(), 3e-3)
+    losses = []
+    for _ in range(30):
+        out = reader(images, teacher=digits)
+        assert out[0].shape == (8, 7) and out[1].shape == (8, 5, 10 + (loss == "blank"))
+        loss_value = reader.loss(*out, length, digits)
+        optimizer.zero_grad()
+        loss_value.backward()
+        optimizer.step()
+        losses.append(loss_value.item())
+    assert losses[-1] < 0.5 * losses[0]  # it fits 8 numbers
+
+
+def test_rnn_head_length_is_a_distribution_and_teacher_forcing_matters():
+    from digitrec.models.heads import RNNHead
+
+    torch.manual_seed(0)
+    head = RNNHead(16, max_len=4, num_classes=10, hidden=8)
+    features = torch.randn(3, 16)
+    length, digits = head(features)
+    torch.testing.assert_close(length.exp().sum(1), torch.ones(3))
+    teacher = torch.tensor([[1, 2, 3, 4], [5, 6, -1, -1], [7, -1, -1, -1]])
+    forced_length, forced = head(features, teacher)
+    torch.testing.assert_close(forced[:, 0], digits[:, 0])  # the first step sees only the start
+    assert not torch.allclose(forced[:, 1:], digits[:, 1:])

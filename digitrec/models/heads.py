@@ -22,3 +22,62 @@ class SeparateHead(nn.Module):
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         digits = self.digits(features).view(-1, self.max_len, self.num_classes)
         return self.length(features), digits
+
+
+class SharedHead(nn.Module):
+    """One digit classifier shared by all positions, fed position-specific features: a per-position
+    projection (the seed notebooks' "share the weights between the softmax classifiers")."""
+
+    def __init__(self, in_features: int, max_len: int, num_classes: int, hidden: int = 128):
+        super().__init__()
+        self.max_len, self.num_classes, self.hidden = max_len, num_classes, hidden
+        self.length = nn.Linear(in_features, max_len + 2)
+        self.positions = nn.Linear(in_features, max_len * hidden)  # one projection per position
+        self.classifier = nn.Linear(hidden, num_classes)  # the shared softmax
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        per_position = torch.relu(self.positions(features)).view(-1, self.max_len, self.hidden)
+        return self.length(features), self.classifier(per_position)
+
+
+class RNNHead(nn.Module):
+    """A recurrent decoder: a GRU cell emits one symbol per step — a digit or END — fed its previous
+    digit (the true one in training: teacher forcing; its own argmax otherwise).
+
+    It returns what every head returns: length log-probabilities, P(L = l) = P(END at step l) ×
+    P(no END before), with the last class "no END within max_len steps", and per-position digit
+    logits (the digit softmax given that the number goes on), so the joint decode is unchanged.
+    """
+
+    def __init__(self, in_features: int, max_len: int, num_classes: int, hidden: int = 256,
+                 embed: int = 32):  # fmt: skip
+        super().__init__()
+        self.max_len, self.num_classes = max_len, num_classes
+        self.init = nn.Linear(in_features, hidden)
+        self.context = nn.Linear(in_features, hidden)
+        self.embed = nn.Embedding(num_classes + 1, embed)  # the last index is the start symbol
+        self.cell = nn.GRUCell(embed + hidden, hidden)
+        self.out = nn.Linear(hidden, num_classes + 1)  # digits, then END
+
+    def forward(self, features: torch.Tensor, teacher: torch.Tensor | None = None):
+        B = features.shape[0]
+        h = torch.tanh(self.init(features))
+        ctx = torch.relu(self.context(features))
+        prev = torch.full((B,), self.num_classes, dtype=torch.long, device=features.device)
+        log_end, log_go, digit_logits = [], [], []
+        for t in range(self.max_len + 1):
+            h = self.cell(torch.cat([self.embed(prev), ctx], 1), h)
+            logp = torch.log_softmax(self.out(h), -1)
+            log_end.append(logp[:, -1])
+            log_go.append(torch.logsumexp(logp[:, :-1], -1))
+            if t == self.max_len:
+                break
+            digit_logits.append(logp[:, :-1])
+            if teacher is not None:
+                prev = teacher[:, t].clamp(min=0)  # absent positions (PAD) feed digit 0; masked
+            else:
+                prev = logp[:, :-1].argmax(-1)
+        go = torch.stack(log_go, 1).cumsum(1)  # log P(no END up to and including step t)
+        before = torch.cat([go.new_zeros(B, 1), go[:, :-1]], 1)
+        length = torch.cat([before + torch.stack(log_end, 1), go[:, -1:]], 1)  # (B, max_len + 2)
+        return length, torch.stack(digit_logits, 1)

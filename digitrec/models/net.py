@@ -7,10 +7,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from digitrec.models.heads import SeparateHead
+from digitrec.models.heads import RNNHead, SeparateHead, SharedHead
 from digitrec.models.trunk import ConvTrunk
 
-HEADS = {"separate": SeparateHead}
+HEADS = {"separate": SeparateHead, "shared": SharedHead, "rnn": RNNHead}
 
 
 class DigitNet(nn.Module):
@@ -42,8 +42,15 @@ class DigitNet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.trunk(x.contiguous(memory_format=self.memory_format))
 
-    def forward_head(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_head(
+        self, features: torch.Tensor, teacher: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`teacher`: the true digits (B, max_len), for heads that feed back their previous digit."""
+        if isinstance(self.head, RNNHead):
+            return self.head(features, teacher)
         return self.head(features)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.forward_head(self.forward_features(x))
+    def forward(
+        self, x: torch.Tensor, teacher: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.forward_head(self.forward_features(x), teacher)
