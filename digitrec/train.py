@@ -38,6 +38,33 @@ def _launched_rank() -> int:
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
 
 
+def _build(cfg: DictConfig):
+    """Threads and seed, then the datamodule and the model from the composed config."""
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    if cfg.get("seed") is not None:
+        pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    datamodule = instantiate(cfg.data, augmentation=instantiate(cfg.augmentation))
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    model = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
+                        _convert_="all")  # fmt: skip
+    return datamodule, model
+
+
+def _fit_and_test(cfg, model, datamodule, callbacks, **trainer_kwargs):
+    """Fit, then test on the best checkpoint (the last weights when there is none).
+    Returns the trainer, the best checkpoint's path ("" if none) and the fit's seconds."""
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks,
+                                      default_root_dir=str(cfg.paths.output_dir),
+                                      **trainer_kwargs)  # fmt: skip
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    fit_seconds = time.perf_counter() - start
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+    return trainer, best, fit_seconds
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, test on the best checkpoint, log everything to MLflow; return the final metrics.
 
@@ -45,32 +72,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """
     if _launched_rank() != 0:
         return _train_worker(cfg)
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
-    if cfg.get("seed") is not None:
-        pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    datamodule, model = _build(cfg)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-
-    datamodule = instantiate(cfg.data, augmentation=instantiate(cfg.augmentation))
-    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    model = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
-                        _convert_="all")  # fmt: skip
     tracker = RunTracker(cfg)
     log.info(
         "MLflow run %s in experiment %r (%s)", tracker.run_id, tracker.experiment_name, tracker.uri
     )
     try:
         tracker.log_config({"parameters": _model_size(model)})
-        callbacks = _callbacks(cfg)
-        trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks,
-                                          logger=tracker.lightning_logger(),
-                                          default_root_dir=str(output_dir))  # fmt: skip
-        start = time.perf_counter()
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        fit_seconds = time.perf_counter() - start
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        trainer, best, fit_seconds = _fit_and_test(cfg, model, datamodule, _callbacks(cfg),
+                                                   logger=tracker.lightning_logger())  # fmt: skip
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         seen = trainer.global_step * datamodule.batch_size
         final = {
@@ -95,22 +107,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 def _train_worker(cfg: DictConfig) -> dict[str, float]:
     """A DDP process other than rank 0: the same fit and test, no tracking, no output."""
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
-    if cfg.get("seed") is not None:
-        pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    datamodule = instantiate(cfg.data, augmentation=instantiate(cfg.augmentation))
-    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    model = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
-                        _convert_="all")  # fmt: skip
+    datamodule, model = _build(cfg)
     # no logger here, so no callback that needs one (the learning-rate monitor)
     callbacks = [c for c in _callbacks(cfg) if not isinstance(c, pl.callbacks.LearningRateMonitor)]
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=False,
-                                      default_root_dir=cfg.paths.output_dir,
-                                      enable_progress_bar=False)  # fmt: skip
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+    trainer, _, _ = _fit_and_test(cfg, model, datamodule, callbacks, logger=False,
+                                  enable_progress_bar=False)  # fmt: skip
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
 

@@ -1,4 +1,6 @@
-"""Output heads. Every head returns (length_logits (B, max_len + 2), digit_logits (B, max_len, C)).
+"""Output heads. Every head takes (features, teacher=None) — `teacher`, the true digits
+(B, max_len), matters only to heads that feed back their previous digit — and returns
+(length_logits (B, max_len + 2), digit_logits (B, max_len, C)).
 
 Length classes are 0..max_len plus one for "longer than max_len" (the paper's ">5");
 C is 10 digit classes, plus a blank class when the loss uses one.
@@ -19,7 +21,7 @@ class SeparateHead(nn.Module):
         self.length = nn.Linear(in_features, max_len + 2)
         self.digits = nn.Linear(in_features, max_len * num_classes)  # = max_len separate layers
 
-    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, features: torch.Tensor, teacher=None) -> tuple[torch.Tensor, torch.Tensor]:
         digits = self.digits(features).view(-1, self.max_len, self.num_classes)
         return self.length(features), digits
 
@@ -35,7 +37,7 @@ class SharedHead(nn.Module):
         self.positions = nn.Linear(in_features, max_len * hidden)  # one projection per position
         self.classifier = nn.Linear(hidden, num_classes)  # the shared softmax
 
-    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, features: torch.Tensor, teacher=None) -> tuple[torch.Tensor, torch.Tensor]:
         per_position = torch.relu(self.positions(features)).view(-1, self.max_len, self.hidden)
         return self.length(features), self.classifier(per_position)
 

@@ -46,9 +46,7 @@ class DigitNet(nn.Module):
         self, features: torch.Tensor, teacher: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """`teacher`: the true digits (B, max_len), for heads that feed back their previous digit."""
-        if isinstance(self.head, RNNHead):
-            return self.head(features, teacher)
-        return self.head(features)
+        return self.head(features, teacher)
 
     def forward(
         self, x: torch.Tensor, teacher: torch.Tensor | None = None
