@@ -91,6 +91,7 @@ class SequenceDataModule(pl.LightningDataModule):
         glyphs: str = "mnist",
         max_len: int = 5,
         min_len: int = 1,
+        channels: int = 1,
         height: int = 28,
         width: int = 112,
         length_probs: Sequence[float] | None = None,
@@ -113,6 +114,8 @@ class SequenceDataModule(pl.LightningDataModule):
         super().__init__()
         if glyphs not in GLYPH_SOURCES:
             raise ValueError(f"data.glyphs={glyphs!r}: expected one of {GLYPH_SOURCES}")
+        if channels != 1:
+            raise ValueError(f"data.channels={channels}: {glyphs} sequences are grayscale (1)")
         self.data_dir = Path(data_dir)
         self.spec = SequenceSpec(
             max_len=max_len,

@@ -29,10 +29,6 @@ def _callbacks(cfg: DictConfig) -> list[pl.Callback]:
     return [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
 
 
-def _model_size(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def _launched_rank() -> int:
     """The process's rank when a DDP launcher started it (Lightning sets these for its children)."""
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
@@ -80,7 +76,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         "MLflow run %s in experiment %r (%s)", tracker.run_id, tracker.experiment_name, tracker.uri
     )
     try:
-        tracker.log_config({"parameters": _model_size(model)})
+        cost = model.net.cost()  # parameters and multiply-adds per image
+        log.info("model: %s parameters, %s multiply-adds per image",
+                 f"{cost['parameters']:,}", f"{cost['macs_per_image']:,}")  # fmt: skip
+        tracker.log_config(cost)
+        tracker.log_metrics({f"model/{k}": float(v) for k, v in cost.items()}, step=0)
         trainer, best, fit_seconds = _fit_and_test(cfg, model, datamodule, _callbacks(cfg),
                                                    logger=tracker.lightning_logger())  # fmt: skip
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

@@ -13,6 +13,26 @@ from digitrec.models.trunk import ConvTrunk
 HEADS = {"separate": SeparateHead, "shared": SharedHead, "rnn": RNNHead}
 
 
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def count_macs(model: nn.Module, example: torch.Tensor) -> int:
+    """Multiply-accumulates of one forward pass on `example` (eval mode), counted by PyTorch's
+    FlopCounterMode (convolutions, matmuls, GRUs; 1 MAC = 2 FLOPs)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    try:
+        with FlopCounterMode(display=False) as counter:
+            model(example)
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() // 2
+
+
 class DigitNet(nn.Module):
     """Reads a number: images (B, C, H, W) in [0, 1] → length and per-position digit logits."""
 
@@ -27,28 +47,36 @@ class DigitNet(nn.Module):
         depth: int = 5,
         widths: Sequence[int] = (16, 32, 32, 64, 64),
         channels_last: bool = True,
+        attention: bool = False,
         **trunk_kwargs,
     ):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"model.head={head!r}: expected one of {sorted(HEADS)}")
         self.max_len, self.blank = max_len, blank
+        self.input_shape = (in_channels, height, width)
         self.trunk = ConvTrunk(in_channels, height, width, depth, widths, **trunk_kwargs)
-        self.head = HEADS[head](self.trunk.num_features, max_len, 10 + int(blank))
+        if attention and head != "rnn":
+            raise ValueError(f"model.attention=true needs model.head=rnn (got {head!r})")
+        head_kwargs = {"attention_features": self.trunk.column_features} if attention else {}
+        self.head = HEADS[head](self.trunk.num_features, max_len, 10 + int(blank), **head_kwargs)
         # NHWC lets oneDNN pick faster convolutions on CPU (1.4x on the default net, 2 cores)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.to(memory_format=self.memory_format)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.trunk(x.contiguous(memory_format=self.memory_format))
+    def cost(self) -> dict[str, int]:
+        """Parameters and multiply-adds per image (one image of the configured size)."""
+        example = torch.zeros(1, *self.input_shape, device=next(self.parameters()).device)
+        return {"parameters": count_parameters(self), "macs_per_image": count_macs(self, example)}
 
-    def forward_head(
-        self, features: torch.Tensor, teacher: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`teacher`: the true digits (B, max_len), for heads that feed back their previous digit."""
-        return self.head(features, teacher)
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The trunk's columns (B, W, D), left to right, and its output features (B, F)."""
+        columns = self.trunk.forward_columns(x.contiguous(memory_format=self.memory_format))
+        return columns, self.trunk.fc(columns.flatten(1))
 
     def forward(
         self, x: torch.Tensor, teacher: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.forward_head(self.forward_features(x), teacher)
+        """`teacher`: the true digits (B, max_len), for heads that feed back their previous digit."""
+        columns, features = self.forward_features(x)
+        return self.head(features, teacher, columns)
