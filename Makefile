@@ -9,7 +9,7 @@ TORCH  := torch==2.13.0
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-fast bench ui data-mnist lint clean
+.PHONY: help install train test test-fast bench ui data-mnist data-notmnist lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,6 +41,9 @@ ui: $(STAMP) ## MLflow UI over the project's tracking store, on 127.0.0.1 (PORT=
 
 data-mnist: $(STAMP) ## download and verify MNIST into DIGITREC_DATA_DIR (default .data/)
 	$(BIN)/digitrec-data mnist
+
+data-notmnist: $(STAMP) ## download notMNIST_small into DIGITREC_DATA_DIR and convert it (npz)
+	$(BIN)/digitrec-data notmnist
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check digitrec tests

@@ -12,10 +12,11 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
-from digitrec.data import mnist
+from digitrec.data import mnist, notmnist
 from digitrec.data.sequences import Sequences, SequenceSpec, compose, split_pool
 
-GLYPH_SOURCES = ("mnist",)
+# glyph pools: name → loader(data_dir, download=, verify=) → MNIST's four arrays
+GLYPH_SOURCES = {"mnist": mnist.load_mnist, "notmnist": notmnist.load_notmnist}
 
 
 def _as_batch(s: Sequences, sl: slice = slice(None)) -> dict[str, torch.Tensor]:
@@ -113,7 +114,7 @@ class SequenceDataModule(pl.LightningDataModule):
     ):
         super().__init__()
         if glyphs not in GLYPH_SOURCES:
-            raise ValueError(f"data.glyphs={glyphs!r}: expected one of {GLYPH_SOURCES}")
+            raise ValueError(f"data.glyphs={glyphs!r}: expected one of {sorted(GLYPH_SOURCES)}")
         if channels != 1:
             raise ValueError(f"data.channels={channels}: {glyphs} sequences are grayscale (1)")
         self.data_dir = Path(data_dir)
@@ -145,7 +146,8 @@ class SequenceDataModule(pl.LightningDataModule):
         self.train_set = self.val_set = self.test_set = None
 
     def load_glyphs(self) -> dict[str, np.ndarray]:
-        return mnist.load_mnist(self.data_dir, download=self.download, verify=self.verify)
+        loader = GLYPH_SOURCES[self.glyphs]
+        return loader(self.data_dir, download=self.download, verify=self.verify)
 
     def prepare_data(self) -> None:
         self.load_glyphs()  # downloads once, before any process reads

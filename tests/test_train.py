@@ -57,6 +57,28 @@ def test_run_is_tracked_and_checkpoint_loads_without_hydra(tmp_path, fake_data_d
     torch.testing.assert_close(reader(images)[1], again(images)[1])
 
 
+@pytest.mark.parametrize(
+    "model",
+    [["model.head=shared"], ["model.head=rnn", "model.attention=true"],
+     ["model=goodfellow", "model.fc=[64,64]", "model.locally_connected=16"]],
+    ids=["shared", "rnn-attention", "goodfellow"],
+)  # fmt: skip
+def test_every_head_trains_and_its_checkpoint_loads_without_hydra(model, tmp_path, fake_data_dir):
+    overrides = small_overrides(tmp_path, fake_data_dir) + model + ["trainer.max_epochs=1"]
+    train(compose_cfg(overrides, tmp_path))
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("mnist_seq").experiment_id])
+    assert run.data.metrics["model/parameters"] > 0 and run.data.metrics["model/macs_per_image"] > 0
+    reader = DigitReader.load_from_checkpoint(
+        run.data.tags["best_checkpoint"], map_location="cpu", weights_only=True
+    ).eval()
+    state = torch.load(run.data.tags["best_checkpoint"], map_location="cpu", weights_only=True)
+    again = DigitReader(**state["hyper_parameters"])
+    again.load_state_dict(state["state_dict"])
+    images = torch.randint(0, 256, (4, 1, 28, 112), dtype=torch.uint8)
+    torch.testing.assert_close(reader(images)[0], again.eval()(images)[0])
+
+
 def _cli(args, tmp_path, **kwargs):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, "-m", "digitrec.train", *args], cwd=tmp_path, env=env,
