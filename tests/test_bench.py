@@ -36,7 +36,7 @@ def _default_reader(**overrides) -> DigitReader:
 
     cfg = OmegaConf.load(REPO / "conf" / "model" / "cnn.yaml")
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg).items() if k != "_target_"}
-    kwargs.update(height=28, width=112, max_len=5, **overrides)
+    kwargs.update(in_channels=1, height=28, width=112, max_len=5, **overrides)
     return DigitReader(**kwargs, optimizer=lambda params: torch.optim.AdamW(params, 1e-3))
 
 
