@@ -99,7 +99,9 @@ def summarize(client: MlflowClient, parent) -> tuple[list[str], list[dict], list
     for run, o in zip(finished, overrides, strict=True):
         groups[tuple(o.get(k, "") for k in group_keys)].append(run)
     rows = []
-    for key in sorted(groups, key=lambda t: [_sort_key(v) for v in t]):
+    numeric = all(_sort_key(v)[0] == 0 for key in groups for v in key)
+    # numbers in numeric order (depth 1, 2, ..., 11); anything else in the sweep's order
+    for key in sorted(groups, key=lambda t: [_sort_key(v) for v in t]) if numeric else groups:
         runs = groups[key]
         row = {"group": dict(zip(group_keys, key, strict=True)), "runs": runs}
         for metric, _, _ in COLUMNS:
@@ -141,12 +143,15 @@ def plot(group_keys, rows, path: Path, title: str) -> Path:
     for metric, name, style in (("test/sequence_accuracy", "test", "o-"),
                                 ("val/sequence_accuracy", "validation", "s--")):  # fmt: skip
         means = [100 * sum(r[metric]) / len(r[metric]) if r[metric] else float("nan") for r in rows]
-        ax.plot(xs, means, style, label=name, alpha=0.9 if name == "test" else 0.6)
+        ax.plot(xs, means, style if numeric else style[0], label=name, markersize=7,
+                alpha=0.9 if name == "test" else 0.6)  # fmt: skip
         if name == "test":
             for x, r in zip(xs, rows, strict=True):  # every seed as a dot
                 ax.plot([x] * len(r[metric]), [100 * v for v in r[metric]], ".", color="k",
                         alpha=0.4, markersize=4)  # fmt: skip
-    ax.set_xticks(xs, labels if not numeric else [lab for lab in labels])
+    ax.set_xticks(xs, labels)
+    if not numeric:
+        ax.set_xlim(-0.5, len(xs) - 0.5)
     ax.set_xlabel(", ".join(group_keys))
     ax.set_ylabel("sequence accuracy (%)")
     ax.set_title(title, fontsize=10)
@@ -198,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     except ReportError as e:
         print(f"digitrec-report: {e}", file=sys.stderr)
         return 1
-    png = plot(group_keys, rows, out / f"{name}.png", f"{args.study}: {', '.join(group_keys)}")
+    title = f"{args.study}: {', '.join(group_keys)} (big marks: means; dots: single runs)"
+    png = plot(group_keys, rows, out / f"{name}.png", title)
     text = markdown(args.study, parent, group_keys, rows, failed, uri, command)
     text += f"\n![{name}]({png.name})\n"
     target = write_section(out, name, text)
