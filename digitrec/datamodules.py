@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,8 @@ class SequenceStream(IterableDataset):
         workers, wid = (info.num_workers, info.id) if info else (1, 0)
         if self._rng is None:
             self._rng = np.random.default_rng([self.seed, wid, *([self.rank] if self.rank else [])])
+            if hasattr(self.transform, "reseed"):  # its own generator, drawn from this stream's
+                self.transform.reseed(int(self._rng.integers(2**31)))
         n = len(range(wid, self.batches_per_epoch, workers))
         for _ in range(n):
             s = compose(self.glyphs, self.labels, self.spec, self.batch_size, self._rng,
@@ -71,12 +73,28 @@ class FixedBatches(Dataset):
         return _as_batch(self.sequences, slice(i * self.batch_size, (i + 1) * self.batch_size))
 
 
-def _albumentations_fn(pipeline) -> Callable[[np.ndarray], np.ndarray] | None:
-    """An albumentations pipeline as a stack → stack function (one parameter draw per call);
-    None when it is empty (augmentation=none)."""
+class Albumentations:
+    """An albumentations pipeline as a stack → stack function (one parameter draw per call).
+
+    albumentations keeps its own random generator (seeded from OS entropy unless told otherwise),
+    so `reseed` ties it to the training stream: the same `seed` gives the same augmented numbers.
+    """
+
+    def __init__(self, pipeline):
+        self.pipeline = pipeline
+
+    def reseed(self, seed: int) -> None:
+        self.pipeline.set_random_seed(seed)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return np.asarray(self.pipeline(images=images)["images"])
+
+
+def _albumentations_fn(pipeline) -> Albumentations | None:
+    """None when the pipeline is empty (augmentation=none)."""
     if pipeline is None or len(getattr(pipeline, "transforms", [1])) == 0:
         return None
-    return lambda images: np.asarray(pipeline(images=images)["images"])
+    return Albumentations(pipeline)
 
 
 class SequenceDataModule(pl.LightningDataModule):
