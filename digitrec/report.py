@@ -61,6 +61,15 @@ def find_sweep(client: MlflowClient, study: str, sweep: str | None):
     return exp, parents[0]
 
 
+def _value(run, metric: str) -> float | None:
+    if metric in run.data.metrics:
+        return run.data.metrics[metric]
+    legacy = metric.removeprefix("model/")  # runs before the model/ metrics logged it as a param
+    if legacy != metric and run.data.params.get(legacy, "").isdigit():
+        return float(run.data.params[legacy])
+    return None
+
+
 def _fmt(values: list[float], kind: str) -> str:
     if not values:
         return "–"
@@ -105,7 +114,7 @@ def summarize(client: MlflowClient, parent) -> tuple[list[str], list[dict], list
         runs = groups[key]
         row = {"group": dict(zip(group_keys, key, strict=True)), "runs": runs}
         for metric, _, _ in COLUMNS:
-            row[metric] = [r.data.metrics[metric] for r in runs if metric in r.data.metrics]
+            row[metric] = [v for r in runs if (v := _value(r, metric)) is not None]
         rows.append(row)
     return group_keys, rows, [c for c in children if c.info.status != "FINISHED"]
 
