@@ -103,9 +103,14 @@ def summarize(client: MlflowClient, parent) -> tuple[list[str], list[dict], list
     overrides = [_overrides(c) for c in finished]
     keys = sorted({k for o in overrides for k in o})
     varying = [k for k in keys if len({o.get(k) for o in overrides}) > 1]
-    group_keys = [k for k in varying if k != "seed"] or varying[:1]
+    group_keys = [k for k in varying if k != "seed"]
     groups: dict[tuple, list] = defaultdict(list)
-    for run, o in zip(finished, overrides, strict=True):
+    if not group_keys:  # only seeds vary: one row, labelled by what the runs share
+        shared = " ".join(f"{k}={v}" for k, v in overrides[0].items()
+                          if k not in ("seed", "study", "experiment"))  # fmt: skip
+        group_keys = ["config"]
+        groups[(shared or "(defaults)",)] = list(finished)
+    for run, o in zip(finished, overrides, strict=True) if not groups else ():
         groups[tuple(o.get(k, "") for k in group_keys)].append(run)
     rows = []
     numeric = all(_sort_key(v)[0] == 0 for key in groups for v in key)
