@@ -12,9 +12,10 @@ children, groups the runs by them (seeds are averaged: mean ± standard deviatio
 from __future__ import annotations
 
 import argparse
-import math
+import io
 import os
 import re
+import statistics
 import sys
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from digitrec.data.download import atomic_write_bytes
 from digitrec.tracking import PARENT_TAG
 
 COLUMNS = [  # (metric, header, format)
@@ -73,17 +75,11 @@ def _value(run, metric: str) -> float | None:
 def _fmt(values: list[float], kind: str) -> str:
     if not values:
         return "–"
-    mean = sum(values) / len(values)
-    sd = (
-        math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-        if len(values) > 1
-        else 0
-    )
+    mean = statistics.fmean(values)
     if kind == "pct":
-        return f"{100 * mean:.2f} ± {100 * sd:.2f}" if len(values) > 1 else f"{100 * mean:.2f}"
-    if kind == "mega":
-        return f"{mean / 1e6:.1f}"
-    return f"{mean:,.0f}"
+        sd = f" ± {100 * statistics.stdev(values):.2f}" if len(values) > 1 else ""
+        return f"{100 * mean:.2f}{sd}"
+    return f"{mean / 1e6:.1f}" if kind == "mega" else f"{mean:,.0f}"
 
 
 def _sort_key(value: str):
@@ -105,13 +101,14 @@ def summarize(client: MlflowClient, parent) -> tuple[list[str], list[dict], list
     varying = [k for k in keys if len({o.get(k) for o in overrides}) > 1]
     group_keys = [k for k in varying if k != "seed"]
     groups: dict[tuple, list] = defaultdict(list)
-    if not group_keys:  # only seeds vary: one row, labelled by what the runs share
+    if group_keys:
+        for run, o in zip(finished, overrides, strict=True):
+            groups[tuple(o.get(k, "") for k in group_keys)].append(run)
+    else:  # only seeds vary: one row, labelled by what the runs share
         shared = " ".join(f"{k}={v}" for k, v in overrides[0].items()
                           if k not in ("seed", "study", "experiment"))  # fmt: skip
         group_keys = ["config"]
         groups[(shared or "(defaults)",)] = list(finished)
-    for run, o in zip(finished, overrides, strict=True) if not groups else ():
-        groups[tuple(o.get(k, "") for k in group_keys)].append(run)
     rows = []
     numeric = all(_sort_key(v)[0] == 0 for key in groups for v in key)
     # numbers in numeric order (depth 1, 2, ..., 11); anything else in the sweep's order
@@ -172,11 +169,10 @@ def plot(group_keys, rows, path: Path, title: str) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
     plt.close(fig)
-    tmp.replace(path)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 
@@ -188,10 +184,7 @@ def write_section(out: Path, name: str, text: str) -> Path:
     if readme.exists() and begin in (old := readme.read_text()):
         pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
         target, content = readme, pattern.sub(lambda _: f"{begin}\n{text}{end}", old)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(content)
-    tmp.replace(target)
+    atomic_write_bytes(target, content.encode())
     return target
 
 

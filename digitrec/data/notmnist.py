@@ -13,16 +13,15 @@ notMNIST has no official split: a fixed permutation (seed 0) holds out `test_fra
 
 from __future__ import annotations
 
+import io
 import logging
-import os
 import tarfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from digitrec.data.download import DownloadError, download_first
+from digitrec.data.download import DownloadError, atomic_write_bytes, download_first
 from digitrec.data.mnist import IdxFile, read_idx, verify_idx
 
 log = logging.getLogger(__name__)
@@ -76,9 +75,8 @@ def _members_from_tar(path: Path) -> Iterator[tuple[str, bytes]]:
 
 
 def _members_from_dir(path: Path) -> Iterator[tuple[str, bytes]]:
-    for png in sorted(path.glob("*/*.png")):
-        if _letter(str(png.relative_to(path.parent))) is not None:
-            yield str(png.relative_to(path.parent)), png.read_bytes()
+    for png in sorted(path.glob(f"[{LETTERS}]/*.png")):
+        yield str(png.relative_to(path.parent)), png.read_bytes()
 
 
 def convert(members: Iterator[tuple[str, bytes]], source: Path) -> dict[str, np.ndarray]:
@@ -98,18 +96,13 @@ def convert(members: Iterator[tuple[str, bytes]], source: Path) -> dict[str, np.
     log.info("notMNIST: %d letters read from %s, %d unreadable files skipped%s", len(images),
              source, len(skipped), f" ({', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''})"
              if skipped else "")  # fmt: skip
-    return {"images": np.stack(images), "labels": np.asarray(labels, np.uint8),
-            "skipped": np.asarray(len(skipped))}  # fmt: skip
+    return {"images": np.stack(images), "labels": np.asarray(labels, np.uint8)}
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.npz")
-    try:
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
@@ -174,13 +167,3 @@ def load_notmnist(
 ) -> dict[str, np.ndarray]:
     """notMNIST as MNIST's four arrays (train/test images uint8 N×28×28, labels 0-9 = A-J)."""
     return split(ensure_notmnist(data_dir, **kwargs), test_fraction)
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    """Encode a glyph as PNG (tests build archives with it)."""
-    import cv2
-
-    ok, buf = cv2.imencode(".png", image)
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    return buf.tobytes()
