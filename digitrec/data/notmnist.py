@@ -48,7 +48,7 @@ SAMPLE_FILES = {
 
 
 def _decode_png(data: bytes) -> np.ndarray | None:
-    import cv2  # opencv comes with albumentations
+    import cv2
 
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) if data else None
     return image if image is not None and image.shape == (28, 28) else None
