@@ -12,8 +12,14 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
-from digitrec.data import mnist, notmnist
-from digitrec.data.sequences import Sequences, SequenceSpec, compose, split_pool
+from digitrec.data import mnist, notmnist, svhn
+from digitrec.data.sequences import (
+    Sequences,
+    SequenceSpec,
+    compose,
+    labels_to_string,
+    split_pool,
+)
 
 # glyph pools: name → loader(data_dir, download=, verify=) → MNIST's four arrays
 GLYPH_SOURCES = {"mnist": mnist.load_mnist, "notmnist": notmnist.load_notmnist}
@@ -87,7 +93,12 @@ class Albumentations:
         self.pipeline.set_random_seed(seed)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
+        """One parameter draw for the whole stack."""
         return np.asarray(self.pipeline(images=images)["images"])
+
+    def one(self, image: np.ndarray) -> np.ndarray:
+        """One image (H, W, C), its own parameter draw."""
+        return self.pipeline(image=image)["image"]
 
 
 def _albumentations_fn(pipeline) -> Albumentations | None:
@@ -210,3 +221,207 @@ class SequenceDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(FixedBatches(self.test_set, self.eval_batch_size))
+
+
+# ------------------------------------------------------------------------------------- SVHN
+@dataclasses.dataclass
+class LabelledImages:
+    """Images (N, H, W, C) uint8 with the project's labels: length, digits (-1 past the length),
+    box (N, 4) = x0, y0, x1, y1 of the union of the digit boxes in image pixels."""
+
+    images: np.ndarray
+    length: np.ndarray
+    digits: np.ndarray
+    box: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.length)
+
+    def numbers(self) -> list[str]:
+        return [labels_to_string(d, n) for d, n in zip(self.digits, self.length, strict=True)]
+
+
+def crop_batch(images: np.ndarray, boxes: np.ndarray, size: int, ox: np.ndarray, oy: np.ndarray):
+    """`size` x `size` windows at per-image offsets (ox, oy) of (B, H, W, C) images, in one
+    gather; the boxes move with the window and are clipped to it."""
+    rows = oy[:, None] + np.arange(size)  # (B, size)
+    cols = ox[:, None] + np.arange(size)
+    out = images[np.arange(len(images))[:, None, None], rows[:, :, None], cols[:, None, :]]
+    shift = np.stack([ox, oy, ox, oy], 1).astype(np.float32)
+    return out, np.clip(boxes - shift, 0, size)
+
+
+def _to_batch(images: np.ndarray, length, digits, box, mean_subtract: bool) -> dict:
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)  # (B, C, H, W)
+    if mean_subtract:  # the paper's per-image mean subtraction, on [0, 1] pixels
+        x = x.float().div_(255)
+        x = x - x.mean(dim=(1, 2, 3), keepdim=True)
+    return {"image": x, "length": torch.from_numpy(length), "digits": torch.from_numpy(digits),
+            "box": torch.from_numpy(box)}  # fmt: skip
+
+
+class CroppedStream(IterableDataset):
+    """Shuffled training batches from in-memory 64x64 images: a random `crop` x `crop` window per
+    image (the paper), then the albumentations pipeline per image when one is given."""
+
+    def __init__(self, data: dict[str, np.ndarray], crop: int, batch_size: int, seed: int,
+                 transform=None, mean_subtract: bool = False, rank: int = 0, world: int = 1):  # fmt: skip
+        self.data, self.crop, self.batch_size, self.seed = data, crop, batch_size, seed
+        self.transform, self.mean_subtract, self.rank, self.world = (transform, mean_subtract,
+                                                                     rank, world)  # fmt: skip
+        self.n = len(data["length"])
+        self._rng: np.random.Generator | None = None
+
+    def __len__(self) -> int:
+        return max(1, self.n // (self.batch_size * self.world))
+
+    def __iter__(self):
+        info = get_worker_info()
+        workers, wid = (info.num_workers, info.id) if info else (1, 0)
+        if self._rng is None:
+            self._rng = np.random.default_rng([self.seed, wid, self.rank])
+            if hasattr(self.transform, "reseed"):
+                self.transform.reseed(int(self._rng.integers(2**31)))
+        # every rank draws the same permutation (seeded by epoch order) and takes its share
+        order = np.random.default_rng([self.seed, int(self._rng.integers(2**31))]).permutation(
+            self.n)  # fmt: skip
+        per_rank = len(self) * self.batch_size
+        order = order[self.rank * per_rank : (self.rank + 1) * per_rank]
+        size = self.data["images"].shape[1]
+        for b in range(wid, len(self), workers):
+            idx = np.sort(order[b * self.batch_size : (b + 1) * self.batch_size])
+            ox, oy = self._rng.integers(0, size - self.crop + 1, (2, len(idx)))
+            images, box = crop_batch(self.data["images"][idx], self.data["box"][idx], self.crop,
+                                     ox, oy)  # fmt: skip
+            if self.transform is not None:
+                images = np.stack([self.transform.one(im) for im in images])
+            yield _to_batch(images, self.data["length"][idx], self.data["digits"][idx], box,
+                            self.mean_subtract)  # fmt: skip
+
+
+class ImageBatches(Dataset):
+    """A fixed evaluation set served as whole batches."""
+
+    def __init__(self, s: LabelledImages, batch_size: int, mean_subtract: bool = False):
+        self.s, self.batch_size, self.mean_subtract = s, batch_size, mean_subtract
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.s) / self.batch_size)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        return _to_batch(self.s.images[sl], self.s.length[sl], self.s.digits[sl], self.s.box[sl],
+                         self.mean_subtract)  # fmt: skip
+
+
+class SVHNDataModule(pl.LightningDataModule):
+    """SVHN format 1 (or the rendered stand-in in its format) with the paper's preprocessing:
+    union box + `expand`, resized to `image_size`, random `crop` windows in training and the
+    center window at evaluation. `prepare_data` converts each split once into an HDF5 cache keyed
+    by the preprocessing config (digitrec.data.svhn.build_cache); `setup` reads the caches into
+    memory. Validation: `val_size` images held out from train (+ extra) by `split_seed`."""
+
+    def __init__(
+        self,
+        root: str,
+        use_extra: bool = False,
+        image_size: int = 64,
+        crop: int = 54,
+        expand: float = 0.3,
+        max_len: int = 5,
+        long_numbers: str = "class",
+        mean_subtract: bool = False,
+        channels: int = 3,
+        height: int = 54,
+        width: int = 54,
+        val_size: int = 5000,
+        split_seed: int = 0,
+        train_size: int | None = None,
+        batch_size: int = 32,
+        eval_batch_size: int = 256,
+        test_size: int | None = None,
+        seed: int = 0,
+        num_workers: int = 0,
+        augmentation=None,
+        download: bool = True,
+        cache_workers: int = 2,
+    ):
+        super().__init__()
+        if channels != 3:
+            raise ValueError(f"data.channels={channels}: SVHN images are RGB (3)")
+        if not 0 < crop <= image_size or (height, width) != (crop, crop):
+            raise ValueError(f"data.crop={crop}, data.height={height}, data.width={width}: "
+                             f"expected height = width = crop <= image_size={image_size}")  # fmt: skip
+        self.root = Path(root)
+        self.pre = svhn.Preprocessing(size=image_size, expand=expand, max_len=max_len,
+                                      long_numbers=long_numbers)  # fmt: skip
+        self.use_extra, self.crop, self.mean_subtract = use_extra, crop, mean_subtract
+        self.val_size, self.split_seed, self.train_size = val_size, split_seed, train_size
+        self.test_size = test_size
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.seed, self.num_workers, self.download = seed, num_workers, download
+        self.cache_workers = cache_workers
+        self.transform = _albumentations_fn(augmentation)
+        self.train_set = self.val_set = self.test_set = None
+        self.rendered = (self.root / svhn.RENDERED_MARKER).is_file()
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return ("train", "extra", "test") if self.use_extra else ("train", "test")
+
+    def prepare_data(self) -> None:
+        for split in self.splits:
+            svhn.build_cache(self.root, split, self.pre, download=self.download,
+                             workers=self.cache_workers)  # fmt: skip
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        world, rank = (
+            (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        )
+        if self.batch_size % world:
+            raise ValueError(
+                f"data.batch_size={self.batch_size}: must divide evenly over {world} processes"
+            )
+        caches = {s: svhn.load_cache(svhn.build_cache(self.root, s, self.pre, self.download,
+                                                      self.cache_workers))
+                  for s in self.splits}  # fmt: skip
+        self.rendered = self.rendered or caches["train"]["rendered"]
+        pool = {k: np.concatenate([caches[s][k] for s in self.splits if s != "test"])
+                for k in ("images", "length", "digits", "box")}  # fmt: skip
+        n = len(pool["length"])
+        if not 0 <= self.val_size < n:
+            raise ValueError(f"data.val_size={self.val_size}: expected 0..{n - 1} "
+                             f"(train{' + extra' if self.use_extra else ''} has {n} images)")  # fmt: skip
+        order = np.random.default_rng(self.split_seed).permutation(n)
+        val, train = np.sort(order[: self.val_size]), np.sort(order[self.val_size :])
+        if self.train_size:
+            train = train[: self.train_size]
+        self.train_set = CroppedStream({k: v[train] for k, v in pool.items()}, self.crop,
+                                       self.batch_size // world, self.seed, self.transform,
+                                       self.mean_subtract, rank, world)  # fmt: skip
+        self.val_set = self._center({k: v[val] for k, v in pool.items()})
+        test = caches["test"]
+        if self.test_size:
+            test = {k: test[k][: self.test_size] for k in ("images", "length", "digits", "box")}
+        self.test_set = self._center(test)
+
+    def _center(self, d: dict[str, np.ndarray]) -> LabelledImages:
+        o = (d["images"].shape[1] - self.crop) // 2
+        n = len(d["length"])
+        images, box = crop_batch(d["images"], d["box"], self.crop, np.full(n, o), np.full(n, o))
+        return LabelledImages(images, d["length"], d["digits"], box)
+
+    def _loader(self, dataset) -> DataLoader:
+        return DataLoader(dataset, batch_size=None, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)  # fmt: skip
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(ImageBatches(self.val_set, self.eval_batch_size, self.mean_subtract))
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(ImageBatches(self.test_set, self.eval_batch_size, self.mean_subtract))

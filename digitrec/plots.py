@@ -29,7 +29,7 @@ def prediction_grid(
     picks += wrong[:n_wrong]
     rows = -(-len(picks) // cols)
     h, w = images.shape[-2:]
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.6 * w / max(w, 2 * h), rows * 1.1 + 0.4),
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * max(1.8, 2.6 * w / max(w, 2 * h)), rows * 1.1 + 0.4),
                              squeeze=False)  # fmt: skip
     for ax in axes.flat:
         ax.axis("off")

@@ -84,6 +84,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer, best, fit_seconds = _fit_and_test(cfg, model, datamodule, _callbacks(cfg),
                                                    logger=tracker.lightning_logger())  # fmt: skip
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        if getattr(datamodule, "rendered", False):  # digitrec-data street: not SVHN
+            tracker.set_tag("synthetic_data", "rendered street numbers (not SVHN)")
+            log.warning("data: rendered street numbers (SYNTHETIC stand-in, not SVHN)")
         seen = trainer.global_step * datamodule.batch_size
         final = {
             "fit_seconds": fit_seconds,

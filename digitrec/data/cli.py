@@ -1,34 +1,77 @@
-"""`digitrec-data mnist|notmnist [--data-dir DIR]`: fetch and verify datasets ahead of training."""
+"""`digitrec-data mnist|notmnist|svhn|street`: fetch, verify or render datasets ahead of training.
+
+digitrec-data svhn                      # download + extract SVHN format 1 (train, test)
+digitrec-data svhn --splits train,test,extra
+digitrec-data street --out DIR          # render the SYNTHETIC stand-in with SVHN's real layouts
+digitrec-data street --out DIR --random 1000 --splits train
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from pathlib import Path
 
-from digitrec.data import mnist, notmnist
+from digitrec.data import mnist, notmnist, svhn
 from digitrec.data.download import DownloadError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="digitrec-data", description=__doc__)
-    parser.add_argument("dataset", choices=["mnist", "notmnist"])
+    parser = argparse.ArgumentParser(prog="digitrec-data", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("dataset", choices=["mnist", "notmnist", "svhn", "street"])
     parser.add_argument("--data-dir", default=None,
                         help="default: $DIGITREC_DATA_DIR, else .data")  # fmt: skip
+    parser.add_argument("--splits", default="train,test", help="svhn/street: comma-separated")
+    parser.add_argument("--out", default=None,
+                        help="street: output root (default <data-dir>/street)")  # fmt: skip
+    parser.add_argument("--labels", default=None,
+                        help="street: folder with <split>.json.gz layouts (default "
+                             "<data-dir>/svhn/labels)")  # fmt: skip
+    parser.add_argument("--random", type=int, default=0,
+                        help="street: N random layouts per split instead of a label file")  # fmt: skip
+    parser.add_argument("--limit", type=int, default=0, help="street: first N layouts only")
+    parser.add_argument("--workers", type=int, default=2, help="street: rendering processes")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    data_dir = args.data_dir or mnist.data_dir_from_env()
+    data_dir = Path(args.data_dir) if args.data_dir else mnist.data_dir_from_env()
+    splits = [s for s in args.splits.split(",") if s]
     try:
         if args.dataset == "mnist":
             path = mnist.ensure_mnist(data_dir)
             print(f"MNIST ready and verified in {path}")
-        else:
+        elif args.dataset == "notmnist":
             arrays = notmnist.ensure_notmnist(data_dir)
             print(f"notMNIST ready in {data_dir / 'notmnist'}: {len(arrays['images']):,} letters")
-    except (DownloadError, ValueError, OSError) as e:
+        elif args.dataset == "svhn":
+            for split in splits:
+                folder = svhn.ensure_split(data_dir / "svhn", split)
+                print(f"SVHN {split} ready in {folder}")
+        else:
+            _street(args, data_dir, splits)
+    except (DownloadError, ValueError, OSError, RuntimeError) as e:
         print(f"digitrec-data: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def _street(args, data_dir: Path, splits: list[str]) -> None:
+    from digitrec.data import street
+
+    out = Path(args.out) if args.out else data_dir / "street"
+    for i, split in enumerate(splits):
+        if args.random:
+            layouts = street.random_layouts(args.random, seed=args.seed * 100 + i)
+        else:
+            labels = Path(args.labels) if args.labels else data_dir / "svhn" / "labels"
+            layouts = svhn.read_json_labels(labels / f"{split}.json.gz")
+        if args.limit:
+            layouts = layouts[: args.limit]
+        folder = street.render_split(layouts, out, split, seed=args.seed * 100 + i,
+                                     workers=args.workers)  # fmt: skip
+        print(f"rendered {len(layouts):,} SYNTHETIC street numbers ({split}) into {folder}")
 
 
 if __name__ == "__main__":
