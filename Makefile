@@ -9,7 +9,7 @@ TORCH  := torch==2.13.0
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-fast bench ui data-mnist data-notmnist lint clean
+.PHONY: help install train test test-fast bench ui data-mnist data-notmnist data-svhn data-street lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,6 +44,12 @@ data-mnist: $(STAMP) ## download and verify MNIST into DIGITREC_DATA_DIR (defaul
 
 data-notmnist: $(STAMP) ## download notMNIST_small into DIGITREC_DATA_DIR and convert it (npz)
 	$(BIN)/digitrec-data notmnist
+
+data-svhn: $(STAMP) ## download SVHN format 1 (train, test; SPLITS=train,test,extra) and extract it
+	$(BIN)/digitrec-data svhn --splits $(or $(SPLITS),train,test)
+
+data-street: $(STAMP) ## render the SYNTHETIC SVHN stand-in (real layouts from svhn/labels) into DIGITREC_DATA_DIR/street
+	$(BIN)/digitrec-data street $(ARGS)
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check digitrec tests

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from numpy.lib.stride_tricks import sliding_window_view
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
 from digitrec.data import mnist, notmnist, svhn
@@ -241,18 +242,21 @@ class LabelledImages:
         return [labels_to_string(d, n) for d, n in zip(self.digits, self.length, strict=True)]
 
 
-def crop_batch(images: np.ndarray, boxes: np.ndarray, size: int, ox: np.ndarray, oy: np.ndarray):
-    """`size` x `size` windows at per-image offsets (ox, oy) of (B, H, W, C) images, in one
-    gather; the boxes move with the window and are clipped to it."""
-    rows = oy[:, None] + np.arange(size)  # (B, size)
-    cols = ox[:, None] + np.arange(size)
-    out = images[np.arange(len(images))[:, None, None], rows[:, :, None], cols[:, None, :]]
+def crop_batch(images: np.ndarray, boxes: np.ndarray, size: int, ox: np.ndarray, oy: np.ndarray,
+               index: np.ndarray | None = None):  # fmt: skip
+    """`size` x `size` windows at per-image offsets (ox, oy) of (N, H, W, C) images (rows `index`
+    of them, default all), in one gather; the boxes move with the window, clipped to it.
+    Returns (B, size, size, C) windows (a view of a channels-first copy) and the boxes."""
+    index = np.arange(len(images)) if index is None else index
+    windows = sliding_window_view(images, (size, size), axis=(1, 2))  # (N, h, w, C, size, size)
+    out = windows[index, oy, ox].transpose(0, 2, 3, 1)  # copies B blocks of (C, size, size)
     shift = np.stack([ox, oy, ox, oy], 1).astype(np.float32)
-    return out, np.clip(boxes - shift, 0, size)
+    return out, np.clip(boxes[index] - shift, 0, size)
 
 
 def _to_batch(images: np.ndarray, length, digits, box, mean_subtract: bool) -> dict:
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)  # (B, C, H, W)
+    # windows from crop_batch are channels-first in memory: the permute makes them contiguous again
+    x = torch.from_numpy(images).permute(0, 3, 1, 2)  # (B, C, H, W)
     if mean_subtract:  # the paper's per-image mean subtraction, on [0, 1] pixels
         x = x.float().div_(255)
         x = x - x.mean(dim=(1, 2, 3), keepdim=True)
@@ -291,10 +295,10 @@ class CroppedStream(IterableDataset):
         for b in range(wid, len(self), workers):
             idx = np.sort(order[b * self.batch_size : (b + 1) * self.batch_size])
             ox, oy = self._rng.integers(0, size - self.crop + 1, (2, len(idx)))
-            images, box = crop_batch(self.data["images"][idx], self.data["box"][idx], self.crop,
-                                     ox, oy)  # fmt: skip
+            images, box = crop_batch(self.data["images"], self.data["box"], self.crop, ox, oy,
+                                     idx)  # fmt: skip
             if self.transform is not None:
-                images = np.stack([self.transform.one(im) for im in images])
+                images = np.stack([self.transform.one(np.ascontiguousarray(im)) for im in images])
             yield _to_batch(images, self.data["length"][idx], self.data["digits"][idx], box,
                             self.mean_subtract)  # fmt: skip
 

@@ -125,7 +125,8 @@ def _prediction_grid(model, datamodule, path: Path) -> Path:
         labels_to_string(d, n)
         for d, n in zip(p["digits"].numpy(), p["length"].numpy(), strict=True)
     ]
-    return prediction_grid(s.images, s.numbers(), pred, p["confidence"].numpy(), path)
+    n = len(pred)  # fewer than the test set when trainer.limit_test_batches cuts it short
+    return prediction_grid(s.images[:n], s.numbers()[:n], pred, p["confidence"].numpy(), path)
 
 
 def _summary(metrics: dict[str, float], tracker: RunTracker, datamodule, best: str) -> None:

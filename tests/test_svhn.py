@@ -282,7 +282,9 @@ def test_crop_batch_takes_each_images_window():
     images = np.arange(2 * 8 * 8 * 3, dtype=np.int64).reshape(2, 8, 8, 3)
     boxes = np.array([[1, 1, 7, 7], [0, 0, 8, 8]], np.float32)
     out, moved = crop_batch(images, boxes, 5, np.array([0, 3]), np.array([2, 1]))
-    assert np.array_equal(out[0], images[0, 2:7, 0:5]) and np.array_equal(out[1], images[1, 1:6, 3:8])
+    assert np.array_equal(out[0], images[0, 2:7, 0:5]) and np.array_equal(
+        out[1], images[1, 1:6, 3:8]
+    )
     assert moved.tolist() == [[1, 0, 5, 5], [0, 0, 5, 5]]
 
 

@@ -12,7 +12,11 @@ from mlflow.tracking import MlflowClient
 from digitrec.module import DigitReader
 from digitrec.train import train
 
-EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
+# SVHN experiments need a format-1 folder: tests/test_svhn.py runs them on a rendered one
+SVHN_EXPERIMENTS = {"paper_svhn"}
+EXPERIMENTS = sorted(
+    p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml") if p.stem not in SVHN_EXPERIMENTS
+)
 
 
 @pytest.mark.parametrize("experiment", [None, *EXPERIMENTS])

@@ -6,7 +6,7 @@ data.root=<out>` runs the same reader, preprocessing and cache as real SVHN. Lay
 real label file (each real image's size, digit boxes and labels: lengths, geometry and class
 balance match SVHN exactly) or from `random_layouts`. Each image gets one TrueType font (whatever
 the machine has, plus matplotlib's), a wall, maybe a plate, digit colors, per-digit rotation and
-shear, blur, noise and JPEG artifacts; every glyph is stretched to fill its box, so the boxes are
+shear, blur, noise and JPEG artifacts, and a small perspective warp per glyph; every glyph is stretched to fill its box, so the boxes are
 tight like SVHN's. `<out>/RENDERED.md` marks the folder as synthetic, and caches and runs built
 from it say so. Figures measured on it are not SVHN figures.
 """
@@ -106,7 +106,9 @@ def random_layouts(n: int, seed: int = 0) -> list[Record]:
 def _contrast(rng, base: np.ndarray) -> np.ndarray:
     """A color clearly lighter or darker than `base`."""
     lum = base.mean()
-    target = rng.uniform(0, max(10, lum - 90)) if lum > 128 else rng.uniform(min(245, lum + 90), 255)
+    target = (
+        rng.uniform(0, max(10, lum - 90)) if lum > 128 else rng.uniform(min(245, lum + 90), 255)
+    )
     tint = rng.normal(0, 40, 3)
     return np.clip(target + tint, 0, 255)
 
@@ -151,10 +153,15 @@ def render(record: Record, fonts: Sequence[str], seed: int) -> np.ndarray:
     for label, left, top, bw, bh in boxes:
         bw, bh = max(1, int(round(bw))), max(1, int(round(bh)))
         mask = cv2.resize(glyphs[int(label) % 10], (bw, bh), interpolation=cv2.INTER_AREA)
-        rot = cv2.getRotationMatrix2D((bw / 2, bh / 2), rng.uniform(-6, 6), 1.0)
-        rot[0, 1] += shear * 0.3
-        rot[0, 2] -= shear * 0.3 * bh / 2
-        mask = cv2.warpAffine(mask, rot, (bw, bh), flags=cv2.INTER_LINEAR)
+        # a small perspective warp inside the box: rotation, the number's slant, corner jitter
+        c, s_ = np.cos(np.radians(rng.uniform(-6, 6))), np.sin(np.radians(rng.uniform(-6, 6)))
+        src = np.float32([[0, 0], [bw, 0], [bw, bh], [0, bh]])
+        centered = src - [bw / 2, bh / 2]
+        dst = centered @ np.float32([[c, s_], [-s_, c]]).T
+        dst[:, 0] -= shear * 0.3 * centered[:, 1]
+        dst += rng.uniform(-0.06, 0.06, (4, 2)) * [bw, bh] + [bw / 2, bh / 2]
+        warp = cv2.getPerspectiveTransform(src, dst.astype(np.float32))
+        mask = cv2.warpPerspective(mask, warp, (bw, bh), flags=cv2.INTER_LINEAR)
         # paste the box, clipped to the image (real boxes can cross its border)
         lx, ty = int(round(left)), int(round(top))
         ix0, iy0, ix1, iy1 = max(0, lx), max(0, ty), min(w, lx + bw), min(h, ty + bh)

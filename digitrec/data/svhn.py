@@ -320,9 +320,10 @@ def _read_digit_struct_fast(path: Path) -> list[Record]:
     scalars = _gather(buf, dpos[is_ref], dlen[is_ref]).view("<u8").astype(np.int64)
     s_class, s_size, s_pos, s_len = _dataset_headers(buf, base, scalars)
     direct = ~is_ref
-    if not ((s_class == 1) & (s_size == 8)).all() or not (
-        (dclass[direct] == 1) & (esize[direct] == 8)
-    ).all():
+    if (
+        not ((s_class == 1) & (s_size == 8)).all()
+        or not ((dclass[direct] == 1) & (esize[direct] == 8)).all()
+    ):
         raise _Unsupported("box values other than doubles")
     values = np.zeros(int(count.sum()), np.float64)
     at = np.cumsum(count) - count
@@ -451,7 +452,8 @@ class _MatWriter:
             self._str_attr(g, b"H5PATH", f"/#refs#/{key}".encode())
             self._str_attr(g, b"MATLAB_class", b"struct")
             h5py.AttributeManager(h5py.Group(g)).create(
-                "MATLAB_fields", self.fields, dtype=h5py.vlen_dtype("S1"))
+                "MATLAB_fields", self.fields, dtype=h5py.vlen_dtype("S1")
+            )
             b = np.asarray(r.boxes, np.float64).reshape(-1, 5)
             for field in self.ORDER:
                 col = b[:, FIELDS.index(field)]
@@ -505,9 +507,7 @@ class Preprocessing:
 
     def __post_init__(self):
         if self.long_numbers not in ("class", "drop"):
-            raise ValueError(
-                f"data.long_numbers={self.long_numbers!r}: expected 'class' or 'drop'"
-            )
+            raise ValueError(f"data.long_numbers={self.long_numbers!r}: expected 'class' or 'drop'")
         if self.size < 8 or self.expand < 0:
             raise ValueError(f"data.image_size={self.size}, data.expand={self.expand}: "
                              "expected a size >= 8 and a non-negative expansion")  # fmt: skip
@@ -596,7 +596,7 @@ def build_cache(root: str | Path, split: str, p: Preprocessing, download: bool =
                                                     len(r.boxes) <= p.max_len)]  # fmt: skip
     if long:
         log.info("%s: %d numbers longer than %d digits %s", split, len(long), p.max_len,
-                 "kept as the length class '>%d'" % p.max_len if p.long_numbers == "class"
+                 f"kept as the length class '>{p.max_len}'" if p.long_numbers == "class"
                  else "dropped (data.long_numbers=drop)")  # fmt: skip
     if empty:
         log.info("%s: %d images without boxes skipped", split, len(empty))
