@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 PORT   ?= 5000
+SPLITS ?= train,test
 TORCH  := torch==2.13.0
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 
@@ -46,7 +47,7 @@ data-notmnist: $(STAMP) ## download notMNIST_small into DIGITREC_DATA_DIR and co
 	$(BIN)/digitrec-data notmnist
 
 data-svhn: $(STAMP) ## download SVHN format 1 (train, test; SPLITS=train,test,extra) and extract it
-	$(BIN)/digitrec-data svhn --splits $(or $(SPLITS),train,test)
+	$(BIN)/digitrec-data svhn --splits $(SPLITS)
 
 data-street: $(STAMP) ## render the SYNTHETIC SVHN stand-in (real layouts from svhn/labels) into DIGITREC_DATA_DIR/street
 	$(BIN)/digitrec-data street $(ARGS)
