@@ -342,3 +342,17 @@ def test_archive_is_extracted_and_offline_download_is_one_line(tmp_path, monkeyp
     with pytest.raises(ValueError, match="test.tar.gz: unreadable or truncated archive"):
         svhn.ensure_split(root, "test")
     assert not (root / "test").exists()
+
+
+def test_use_extra_adds_the_extra_split_to_training(rendered, tmp_path):
+    root, layouts = rendered
+    extra = street.random_layouts(20, seed=2)
+    street.render_split(extra, root, "extra", seed=4, workers=1,
+                        fonts=street.find_fonts()[:2], progress=False)  # fmt: skip
+    base = SVHNDataModule(str(root), val_size=10, batch_size=5)
+    base.setup()
+    more = SVHNDataModule(str(root), val_size=10, batch_size=5, use_extra=True)
+    more.setup()
+    assert more.splits == ("train", "extra", "test")
+    assert more.train_set.n == base.train_set.n + 20 and len(more.val_set) == 10
+    assert len(more.test_set) == len(base.test_set) == len(layouts["test"])
