@@ -14,13 +14,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
 from digitrec.data import mnist, notmnist, svhn
-from digitrec.data.sequences import (
-    Sequences,
-    SequenceSpec,
-    compose,
-    labels_to_string,
-    split_pool,
-)
+from digitrec.data.sequences import Sequences, SequenceSpec, compose, split_pool
 
 # glyph pools: name → loader(data_dir, download=, verify=) → MNIST's four arrays
 GLYPH_SOURCES = {"mnist": mnist.load_mnist, "notmnist": notmnist.load_notmnist}
@@ -109,7 +103,31 @@ def _albumentations_fn(pipeline) -> Albumentations | None:
     return Albumentations(pipeline)
 
 
-class SequenceDataModule(pl.LightningDataModule):
+class _BatchDataModule(pl.LightningDataModule):
+    """What both datamodules share: datasets that yield whole batches, and a global batch size
+    split evenly over the training processes."""
+
+    batch_size: int
+    num_workers: int
+
+    def _processes(self) -> tuple[int, int]:
+        """(number of training processes, this one's rank); data.batch_size is the global batch:
+        with N training processes each draws 1/N of it."""
+        world, rank = (
+            (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        )
+        if self.batch_size % world:
+            raise ValueError(
+                f"data.batch_size={self.batch_size}: must divide evenly over {world} processes"
+            )
+        return world, rank
+
+    def _loader(self, dataset) -> DataLoader:
+        return DataLoader(dataset, batch_size=None, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)  # fmt: skip
+
+
+class SequenceDataModule(_BatchDataModule):
     """Synthetic numbers of `min_len`..`max_len` glyphs.
 
     Train and validation numbers are built from disjoint parts of the glyph source's train split
@@ -185,14 +203,7 @@ class SequenceDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        # data.batch_size is the global batch: with N training processes each draws 1/N of it
-        world, rank = (
-            (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
-        )
-        if self.batch_size % world:
-            raise ValueError(
-                f"data.batch_size={self.batch_size}: must divide evenly over {world} processes"
-            )
+        world, rank = self._processes()
         data = self.load_glyphs()
         (tr_x, tr_y), (va_x, va_y) = split_pool(
             data["train_images"], data["train_labels"], self.val_glyphs
@@ -210,10 +221,6 @@ class SequenceDataModule(pl.LightningDataModule):
             np.random.default_rng([self.seed, 2]),
         )  # fmt: skip
 
-    def _loader(self, dataset, **kwargs) -> DataLoader:
-        return DataLoader(dataset, batch_size=None, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0, **kwargs)  # fmt: skip
-
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set)
 
@@ -225,23 +232,6 @@ class SequenceDataModule(pl.LightningDataModule):
 
 
 # ------------------------------------------------------------------------------------- SVHN
-@dataclasses.dataclass
-class LabelledImages:
-    """Images (N, H, W, C) uint8 with the project's labels: length, digits (-1 past the length),
-    box (N, 4) = x0, y0, x1, y1 of the union of the digit boxes in image pixels."""
-
-    images: np.ndarray
-    length: np.ndarray
-    digits: np.ndarray
-    box: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.length)
-
-    def numbers(self) -> list[str]:
-        return [labels_to_string(d, n) for d, n in zip(self.digits, self.length, strict=True)]
-
-
 def crop_batch(images: np.ndarray, boxes: np.ndarray, size: int, ox: np.ndarray, oy: np.ndarray,
                index: np.ndarray | None = None):  # fmt: skip
     """`size` x `size` windows at per-image offsets (ox, oy) of (N, H, W, C) images (rows `index`
@@ -306,7 +296,7 @@ class CroppedStream(IterableDataset):
 class ImageBatches(Dataset):
     """A fixed evaluation set served as whole batches."""
 
-    def __init__(self, s: LabelledImages, batch_size: int, mean_subtract: bool = False):
+    def __init__(self, s: Sequences, batch_size: int, mean_subtract: bool = False):
         self.s, self.batch_size, self.mean_subtract = s, batch_size, mean_subtract
 
     def __len__(self) -> int:
@@ -318,7 +308,7 @@ class ImageBatches(Dataset):
                          self.mean_subtract)  # fmt: skip
 
 
-class SVHNDataModule(pl.LightningDataModule):
+class SVHNDataModule(_BatchDataModule):
     """SVHN format 1 (or the rendered stand-in in its format) with the paper's preprocessing:
     union box + `expand`, resized to `image_size`, random `crop` windows in training and the
     center window at evaluation. `prepare_data` converts each split once into an HDF5 cache keyed
@@ -367,7 +357,7 @@ class SVHNDataModule(pl.LightningDataModule):
         self.cache_workers = cache_workers
         self.transform = _albumentations_fn(augmentation)
         self.train_set = self.val_set = self.test_set = None
-        self.rendered = (self.root / svhn.RENDERED_MARKER).is_file()
+        self.rendered = False  # set by setup: the caches record whether the root was rendered
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -381,17 +371,11 @@ class SVHNDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        world, rank = (
-            (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
-        )
-        if self.batch_size % world:
-            raise ValueError(
-                f"data.batch_size={self.batch_size}: must divide evenly over {world} processes"
-            )
+        world, rank = self._processes()
         caches = {s: svhn.load_cache(svhn.build_cache(self.root, s, self.pre, self.download,
                                                       self.cache_workers))
                   for s in self.splits}  # fmt: skip
-        self.rendered = self.rendered or caches["train"]["rendered"]
+        self.rendered = caches["train"]["rendered"]
         pool = {k: np.concatenate([caches[s][k] for s in self.splits if s != "test"])
                 for k in ("images", "length", "digits", "box")}  # fmt: skip
         n = len(pool["length"])
@@ -411,15 +395,11 @@ class SVHNDataModule(pl.LightningDataModule):
             test = {k: test[k][: self.test_size] for k in ("images", "length", "digits", "box")}
         self.test_set = self._center(test)
 
-    def _center(self, d: dict[str, np.ndarray]) -> LabelledImages:
+    def _center(self, d: dict[str, np.ndarray]) -> Sequences:
         o = (d["images"].shape[1] - self.crop) // 2
         n = len(d["length"])
         images, box = crop_batch(d["images"], d["box"], self.crop, np.full(n, o), np.full(n, o))
-        return LabelledImages(images, d["length"], d["digits"], box)
-
-    def _loader(self, dataset) -> DataLoader:
-        return DataLoader(dataset, batch_size=None, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)  # fmt: skip
+        return Sequences(images, d["length"], d["digits"], box)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set)

@@ -56,7 +56,7 @@ class SequenceSpec:
 
 @dataclass
 class Sequences:
-    """A batch of composed numbers: uint8 images (n, H, W) and their labels."""
+    """Numbers with their labels: uint8 images (n, H, W), or (n, H, W, C) for color (SVHN)."""
 
     images: np.ndarray
     length: np.ndarray

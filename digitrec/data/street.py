@@ -221,7 +221,7 @@ def render_split(records: Sequence[Record], out: str | Path, split: str, seed: i
     chunks = [items[i : i + 256] for i in range(0, len(items), 256)]
     bar = tqdm(total=len(items), desc=f"rendering {split}", unit="img", disable=not progress)
     if workers > 1:
-        ctx = mp.get_context("spawn" if mp.get_start_method() == "spawn" else "fork")
+        ctx = mp.get_context()  # the platform default (fork on Linux, spawn elsewhere)
         with ctx.Pool(workers, _init_worker, (fonts, folder, seed)) as pool:
             for n in pool.imap_unordered(_render_chunk, chunks):
                 bar.update(n)

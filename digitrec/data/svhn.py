@@ -240,9 +240,7 @@ def _dataset_headers(buf: np.ndarray, base: int, addrs: np.ndarray):
 
 def _gather(buf: np.ndarray, pos: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """The bytes buf[pos[i] : pos[i] + lengths[i]] for all i, concatenated."""
-    total = int(lengths.sum())
-    starts = np.repeat(pos - (np.cumsum(lengths) - lengths), lengths)
-    return buf[starts + np.arange(total)]
+    return buf[np.repeat(pos, lengths) + _ranges(lengths)]
 
 
 def _messages(buf: np.ndarray, base: int, addr: int):
