@@ -5,22 +5,29 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 PORT   ?= 5000
+N_TRIALS ?=
+PROFILE  ?= smoke
+LAUNCHER ?= local
 SPLITS ?= train,test
 TORCH  := torch==2.13.0
+# declares optuna<3 (broken on SQLAlchemy 2); runs on the optuna 3 that pyproject.toml pins
+OPTUNA_SWEEPER := hydra-optuna-sweeper==1.3.0
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-fast bench ui data-mnist data-notmnist data-svhn data-street lint clean
+.PHONY: help install train test test-fast bench ui sweep-mnist sweep-mnist-grid sweep-svhn reproduce-paper data-mnist data-notmnist data-svhn data-street lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  ARGS=\"...\" passes Hydra overrides, e.g. make train ARGS=\"model.depth=6 trainer.max_epochs=3\""
+	@echo "  sweeps: N_TRIALS=, LAUNCHER=local (2 jobs at a time) | slurm; reproduce-paper: PROFILE=smoke|cpu|gpu"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing $(TORCH) (CPU build), then digitrec and its dependencies into $(VENV) ..."
 	$(PIP) $(TORCH)
 	$(PIP) -e ".[dev]"
+	$(PIP) --no-deps $(OPTUNA_SWEEPER)
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install digitrec (torch first, pinned)
@@ -39,6 +46,21 @@ bench: $(STAMP) ## benchmarks (pytest-benchmark): generator, model step, data lo
 
 ui: $(STAMP) ## MLflow UI over the project's tracking store, on 127.0.0.1 (PORT=5000)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(PORT)
+
+sweep-mnist: $(STAMP) ## Optuna (TPE) search on synthetic MNIST (N_TRIALS=20, ARGS= for overrides)
+	$(BIN)/digitrec-train -m hparams_search=mnist_optuna launcher=$(LAUNCHER) $(if $(N_TRIALS),hydra.sweeper.n_trials=$(N_TRIALS)) $(ARGS)
+	$(BIN)/digitrec-compare mnist_search --latest-sweep
+
+sweep-mnist-grid: $(STAMP) ## grid search on synthetic MNIST: head x depth x learning rate (27 jobs)
+	$(BIN)/digitrec-train -m hparams_search=mnist_grid launcher=$(LAUNCHER) $(ARGS)
+	$(BIN)/digitrec-compare mnist_search --latest-sweep
+
+sweep-svhn: $(STAMP) ## Optuna (TPE) search of the paper's SVHN recipe (N_TRIALS=20, ARGS= for overrides)
+	$(BIN)/digitrec-train -m hparams_search=svhn_optuna launcher=$(LAUNCHER) $(if $(N_TRIALS),hydra.sweeper.n_trials=$(N_TRIALS)) $(ARGS)
+	$(BIN)/digitrec-compare svhn_search --latest-sweep
+
+reproduce-paper: $(STAMP) ## the paper's table beside ours: PROFILE=smoke (minutes) | cpu (hours) | gpu
+	$(BIN)/digitrec-reproduce --profile $(PROFILE) $(ARGS)
 
 data-mnist: $(STAMP) ## download and verify MNIST into DIGITREC_DATA_DIR (default .data/)
 	$(BIN)/digitrec-data mnist

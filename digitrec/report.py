@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import re
 import statistics
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from digitrec.data.download import atomic_write_bytes
-from digitrec.tracking import PARENT_TAG
+from digitrec.tracking import PARENT_TAG, add_uri_argument, open_store
 
 COLUMNS = [  # (metric, header, format)
     ("test/sequence_accuracy", "test seq. acc. %", "pct"),
@@ -193,26 +192,22 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("study", help="MLflow experiment name (the config's `study`)")
     parser.add_argument("--sweep", help="sweep parent run id (default: the latest finished one)")
-    parser.add_argument("--uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
-                        help="tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")  # fmt: skip
+    add_uri_argument(parser)
     parser.add_argument("--out", type=Path, help="output folder (default: experiments/STUDY)")
     parser.add_argument("--name", help="section and plot name (default: STUDY)")
     args = parser.parse_args(argv)
-    uri = args.uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
     out, name = args.out or Path("experiments") / args.study, args.name or args.study
     command = "digitrec-report " + " ".join(argv if argv is not None else sys.argv[1:])
     try:
-        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-            raise ReportError(f"no MLflow store at {uri} (pass --uri or set MLFLOW_TRACKING_URI)")
-        client = MlflowClient(tracking_uri=uri)
+        client = open_store(args.uri)
         _, parent = find_sweep(client, args.study, args.sweep)
         group_keys, rows, failed = summarize(client, parent)
-    except ReportError as e:
+    except (ReportError, ValueError) as e:
         print(f"digitrec-report: {e}", file=sys.stderr)
         return 1
     title = f"{args.study}: {', '.join(group_keys)} (big marks: means; dots: single runs)"
     png = plot(group_keys, rows, out / f"{name}.png", title)
-    text = markdown(args.study, parent, group_keys, rows, failed, uri, command)
+    text = markdown(args.study, parent, group_keys, rows, failed, client.tracking_uri, command)
     text += f"\n![{name}]({png.name})\n"
     target = write_section(out, name, text)
     print(text)

@@ -9,10 +9,14 @@ where every job — in the same process, a joblib worker, or a cluster node — 
 
 from __future__ import annotations
 
+import atexit
+import json
 import logging
+import os
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,7 +26,9 @@ from hydra.experimental.callback import Callback
 from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from pytorch_lightning.loggers import MLFlowLogger
+from pytorch_lightning.utilities import rank_zero_only
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,19 @@ MAX_PARAM_LEN = 6000  # MLflow 3's limit on a parameter value
 
 def is_local(uri: str) -> bool:
     return uri.startswith(("sqlite:", "file:")) or "://" not in uri
+
+
+def add_uri_argument(parser) -> None:
+    parser.add_argument("--uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
+                        help="tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")  # fmt: skip
+
+
+def open_store(uri: str | None) -> MlflowClient:
+    """A client for `uri` (default: ./mlflow.db); ValueError when a local store does not exist."""
+    uri = uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        raise ValueError(f"no MLflow store at {uri} (pass --uri or set MLFLOW_TRACKING_URI)")
+    return MlflowClient(tracking_uri=uri)
 
 
 def experiment_id(client: MlflowClient, name: str, artifact_root: str | None = None) -> str:
@@ -95,10 +114,29 @@ def hydra_job() -> tuple[str, str | None, str]:
     return overrides, (hc.sweep.dir if multirun else None), name
 
 
+class _MLFlowLogger(MLFlowLogger):
+    """Lightning's MLflow logger that skips steps a resumed run logged before it was killed.
+
+    A run resumed from its last checkpoint replays the steps between that checkpoint and the
+    kill; MLflow cannot overwrite a metric step, so the first life's values are kept for those.
+    """
+
+    def __init__(self, *args, logged_steps: Mapping[str, int] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._logged_steps = dict(logged_steps or {})
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if step is not None and self._logged_steps:
+            metrics = {k: v for k, v in metrics.items() if step > self._logged_steps.get(k, -1)}
+        if metrics:
+            super().log_metrics(metrics, step)
+
+
 class RunTracker:
     """One training job's MLflow run: created (as a sweep child when in a multirun), filled, closed."""
 
-    def __init__(self, cfg: DictConfig):
+    def __init__(self, cfg: DictConfig, resume_run_id: str | None = None):
         self.cfg = cfg
         self.uri = str(cfg.tracking.uri)
         self.client = MlflowClient(tracking_uri=self.uri)
@@ -106,6 +144,10 @@ class RunTracker:
         self.experiment_id = experiment_id(
             self.client, self.experiment_name, cfg.tracking.get("artifact_root")
         )
+        self.logged_steps: dict[str, int] = {}  # resumed runs: the last step logged per metric
+        self.resumed = False
+        if resume_run_id and self._resume(resume_run_id):
+            return
         overrides, sweep_dir, job_name = hydra_job()
         tags = {
             "mlflow.source.name": "digitrec-train",
@@ -120,11 +162,30 @@ class RunTracker:
         self.run_id = self.client.create_run(self.experiment_id, tags=tags).info.run_id
         self.parent_run_id = tags.get(PARENT_TAG)
 
-    def lightning_logger(self):
-        from pytorch_lightning.loggers import MLFlowLogger
+    def _resume(self, run_id: str) -> bool:
+        """Continue the run a checkpoint came from (True), or say why not and start a new one."""
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException:
+            log.warning("checkpoint's MLflow run %s is not in %s; starting a new run", run_id,
+                        self.uri)  # fmt: skip
+            return False
+        self.run_id, self.resumed = run_id, True
+        self.experiment_id = run.info.experiment_id
+        self.parent_run_id = run.data.tags.get(PARENT_TAG)
+        # the steps already logged: a resumed fit replays the steps after its checkpoint
+        for key in run.data.metrics:
+            history = self.client.get_metric_history(run_id, key)
+            self.logged_steps[key] = max((m.step for m in history), default=-1)
+        self.client.update_run(run_id, status="RUNNING")
+        self.set_tag("resumed", int(run.data.tags.get("resumed", "0")) + 1)
+        log.info("resuming MLflow run %s from its checkpoint", run_id)
+        return True
 
-        return MLFlowLogger(experiment_name=self.experiment_name, tracking_uri=self.uri,
-                            run_id=self.run_id, log_model=False)  # fmt: skip
+    def lightning_logger(self):
+        return _MLFlowLogger(experiment_name=self.experiment_name, tracking_uri=self.uri,
+                             run_id=self.run_id, log_model=False,
+                             logged_steps=self.logged_steps)  # fmt: skip
 
     def log_config(self, extra: Mapping[str, Any] | None = None) -> None:
         resolved = OmegaConf.to_container(self.cfg, resolve=True)
@@ -140,7 +201,8 @@ class RunTracker:
 
     def log_metrics(self, values: Mapping[str, float], step: int = 0) -> None:
         now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, step) for k, v in values.items()]
+        metrics = [Metric(k, float(v), now, step) for k, v in values.items()
+                   if step > self.logged_steps.get(k, -1)]  # fmt: skip
         log_batched(self.client, self.run_id, metrics=metrics)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
@@ -158,8 +220,85 @@ class RunTracker:
         return f"{self.uri}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
 
 
+SWEEP_MARKS = (",", "choice(", "range(", "interval(", "glob(")
+
+
+def search_space(config: DictConfig) -> dict[str, str]:
+    """What a sweep varies: the sweeper's `params` plus sweep overrides from the command line."""
+    space = {str(k): str(v) for k, v in (config.hydra.sweeper.get("params") or {}).items()}
+    for item in config.hydra.overrides.task:
+        key, _, value = item.partition("=")
+        if not value.startswith(("[", "{")) and any(m in value for m in SWEEP_MARKS):
+            space[key.lstrip("+~")] = value
+    return space
+
+
+def is_optuna(config: DictConfig) -> bool:
+    return "optuna" in str(config.hydra.sweeper.get("_target_", "")).lower()
+
+
+def sampler_name(config: DictConfig) -> str:
+    if not is_optuna(config):
+        return "grid (Hydra basic sweeper)"
+    sampler = config.hydra.sweeper.get("sampler") or {}
+    name = str(sampler.get("_target_", "?")).rsplit(".", 1)[-1]
+    return f"optuna {name} (seed {sampler.get('seed')})"
+
+
+def resume_optuna_study(config: DictConfig) -> int:
+    """Make an Optuna sweep's n_trials the study's total, so that re-running an interrupted
+    sweep runs only the trials still missing. Returns the number of trials already finished.
+
+    Trials left RUNNING by a killed sweep are marked FAIL (one launcher per study is assumed);
+    the sampler's seed moves on so that its random start-up points are not drawn again.
+    """
+    sweeper = config.hydra.sweeper
+    if not is_optuna(config):
+        return 0
+    # the plugin builds its search space from optuna's pre-3.0 distribution classes
+    warnings.filterwarnings("ignore", ".*has been deprecated in v3.0.0", FutureWarning)
+    if not sweeper.get("storage"):
+        return 0
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        study = optuna.load_study(study_name=str(sweeper.study_name), storage=str(sweeper.storage))
+    except KeyError:  # a new study
+        return 0
+    finished = [t for t in study.trials if t.state.is_finished()]
+    for t in study.trials:
+        if t.state == TrialState.RUNNING:
+            study.tell(t.number, state=TrialState.FAIL)
+    total = int(sweeper.n_trials)
+    with read_write(sweeper), open_dict(sweeper):
+        sweeper.n_trials = max(total - len(finished), 0)
+        if sweeper.get("sampler") is not None and sweeper.sampler.get("seed") is not None:
+            sweeper.sampler.seed = int(sweeper.sampler.seed) + len(finished)
+    log.info("Optuna study %r (%s) has %d finished trials of %d: running %d more",
+             sweeper.study_name, sweeper.storage, len(finished), total, sweeper.n_trials)  # fmt: skip
+    if sweeper.n_trials == 0:
+        log.warning("nothing to run: raise hydra.sweeper.n_trials (N_TRIALS) or start a new "
+                    "study with hydra.sweeper.study_name=NAME")  # fmt: skip
+    return len(finished)
+
+
+def children_of(client: MlflowClient, parent) -> list:
+    return client.search_runs([parent.info.experiment_id],
+                              filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
+                              max_results=50000)  # fmt: skip
+
+
 class SweepParentRun(Callback):
-    """Hydra callback: a multirun becomes one MLflow parent run with every job nested under it."""
+    """Hydra callback: a multirun becomes one MLflow parent run with every job nested under it.
+
+    Parent tags: sweep (name), search_space (JSON), objective, sampler, sweeper; at the end
+    best_run_id, best_params (JSON) and best.<param> tags, the metric best/<objective>, and
+    children / children_failed. An Optuna sweep keeps one parent per study: re-running an
+    interrupted search continues the same parent run.
+    """
+
+    _open: str | None = None  # the parent run until it is closed
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not HydraConfig.initialized():  # the launcher process: let ${hydra:...} resolve
@@ -169,46 +308,94 @@ class SweepParentRun(Callback):
             client, str(config.tracking.experiment), config.tracking.get("artifact_root")
         )
         sweep_dir = Path(config.hydra.sweep.dir)
-        overrides = " ".join(config.hydra.overrides.task)
+        name = str(config.tracking.get("sweep_name") or sweep_dir.name)
+        resume_optuna_study(config)
         tags = {
-            "mlflow.runName": f"sweep {sweep_dir.name}",
+            "mlflow.runName": f"sweep {name}",
             "mlflow.source.name": "digitrec-train -m",
             "sweep": "true",
+            "sweep_name": name,
             "sweep_dir": str(sweep_dir.resolve()),
-            "hydra_overrides": overrides or "(none)",
-            "objective": str(config.tracking.objective),
+            "search_space": json.dumps(search_space(config), sort_keys=True)[:MAX_PARAM_LEN],
+            "hydra_overrides": " ".join(config.hydra.overrides.task) or "(none)",
+            "objective": f"{config.tracking.objective} ({config.tracking.get('objective_mode', 'max')})",
+            "sampler": sampler_name(config),
             "sweeper": str(config.hydra.sweeper.get("_target_", "")),
+            "launcher": str(config.hydra.launcher.get("_target_", "")),
             "git_commit": git_commit(),
         }
-        run = client.create_run(exp, tags=tags)
+        parent_id = None
+        if is_optuna(config) and config.hydra.sweeper.get("storage"):
+            tags["optuna_study"] = (
+                f"{config.hydra.sweeper.study_name} @ {config.hydra.sweeper.storage}"
+            )
+            found = client.search_runs(
+                [exp], f"tags.sweep = 'true' and tags.optuna_study = '{tags['optuna_study']}'",
+                order_by=["start_time DESC"], max_results=1,
+            )  # fmt: skip
+            if found:  # the same study again: continue its parent run
+                parent_id = found[0].info.run_id
+                client.update_run(parent_id, status="RUNNING")
+                for key in ("sweep_dir", "sampler", "git_commit"):
+                    client.set_tag(parent_id, key, tags[key])
+        if parent_id is None:
+            parent_id = client.create_run(exp, tags=tags).info.run_id
         sweep_dir.mkdir(parents=True, exist_ok=True)
         tmp = sweep_dir / f".{PARENT_FILE}.tmp"
-        tmp.write_text(run.info.run_id)
+        tmp.write_text(parent_id)
         tmp.replace(sweep_dir / PARENT_FILE)
-        log.info(
-            "MLflow sweep parent run %s (experiment %s)",
-            run.info.run_id,
-            config.tracking.experiment,
-        )
+        log.info("MLflow sweep parent run %s (experiment %s)", parent_id,
+                 config.tracking.experiment)  # fmt: skip
+        # on_multirun_end is skipped when the sweep raises (Hydra's basic sweeper does once every
+        # job has run, if one failed) or is interrupted: the parent is closed at exit instead
+        self._open = parent_id
+        atexit.register(self._close_unfinished, config)
+
+    def _close_unfinished(self, config: DictConfig) -> None:
+        if self._open is None:
+            return
+        client = MlflowClient(tracking_uri=str(config.tracking.uri))
+        parent = client.get_run(self._open)
+        if parent.info.status == "RUNNING":
+            summary = record_best(client, parent, str(config.tracking.objective),
+                                  str(config.tracking.get("objective_mode", "max")) == "max",
+                                  list(search_space(config)), status="FAILED")  # fmt: skip
+            log.warning("sweep did not complete: %s", summary)
+        self._open = None
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         parent_id = (sweep_dir / PARENT_FILE).read_text().strip()
         client = MlflowClient(tracking_uri=str(config.tracking.uri))
-        objective = str(config.tracking.objective)
-        parent = client.get_run(parent_id)
-        children = client.search_runs(
-            [parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}'"
-        )
-        scored = [(c.data.metrics[objective], c) for c in children if objective in c.data.metrics]
-        failed = sum(c.info.status == "FAILED" for c in children)
-        client.set_tag(parent_id, "children", len(children))
-        client.set_tag(parent_id, "children_failed", failed)
-        if scored:
-            maximize = str(config.tracking.get("objective_mode", "max")) == "max"
-            value, best = (max if maximize else min)(scored, key=lambda vc: vc[0])
-            client.set_tag(parent_id, "best_run_id", best.info.run_id)
-            client.set_tag(parent_id, "best_overrides", best.data.tags.get("hydra_overrides", ""))
-            client.log_metric(parent_id, f"best/{objective}", value)
-        all_failed = not children or failed == len(children)
-        client.set_terminated(parent_id, "FAILED" if all_failed else "FINISHED")
+        summary = record_best(client, client.get_run(parent_id), str(config.tracking.objective),
+                              str(config.tracking.get("objective_mode", "max")) == "max",
+                              list(search_space(config)))  # fmt: skip
+        self._open = None
+        log.info("%s; compare: digitrec-compare %s", summary, parent_id)
+
+
+def record_best(client: MlflowClient, parent, objective: str, maximize: bool, keys: list[str],
+                status: str | None = None) -> str:  # fmt: skip
+    """Tag the parent with its best child (run id, params, metric) and close it: FINISHED unless
+    every child failed, or `status`."""
+    parent_id = parent.info.run_id
+    children = children_of(client, parent)
+    scored = [(c.data.metrics[objective], c) for c in children
+              if objective in c.data.metrics and c.info.status == "FINISHED"]  # fmt: skip
+    failed = sum(c.info.status == "FAILED" for c in children)
+    client.set_tag(parent_id, "children", len(children))
+    client.set_tag(parent_id, "children_failed", failed)
+    summary = f"{len(children)} jobs, {failed} failed"
+    if scored:
+        value, best = (max if maximize else min)(scored, key=lambda vc: vc[0])
+        params = {k: best.data.params.get(k, "?") for k in keys}
+        tags = {"best_run_id": best.info.run_id, "best_params": json.dumps(params, sort_keys=True),
+                "best_overrides": best.data.tags.get("hydra_overrides", "")}  # fmt: skip
+        tags.update({f"best.{k}": v for k, v in params.items()})
+        for key, text in tags.items():
+            client.set_tag(parent_id, key, text[:MAX_PARAM_LEN])
+        client.log_metric(parent_id, f"best/{objective}", value, step=len(children))
+        summary += f"; best {objective} = {value:.4f} (run {best.info.run_id}: {params})"
+    all_failed = not children or failed == len(children)
+    client.set_terminated(parent_id, status or ("FAILED" if all_failed else "FINISHED"))
+    return summary

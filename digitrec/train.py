@@ -7,22 +7,26 @@ digitrec-train -m optimizer.lr=1e-3,3e-3          # a sweep: one MLflow parent, 
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import time
 from pathlib import Path
 
 import hydra
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from digitrec.data.download import atomic_write_bytes
 from digitrec.data.sequences import labels_to_string
 from digitrec.plots import prediction_grid
 from digitrec.tracking import RunTracker
 
 log = logging.getLogger(__name__)
+RUN_ID_KEY = "mlflow_run_id"
 
 
 def _callbacks(cfg: DictConfig) -> list[pl.Callback]:
@@ -49,45 +53,82 @@ def _build(cfg: DictConfig):
 
 def _fit_and_test(cfg, model, datamodule, callbacks, **trainer_kwargs):
     """Fit, then test on the best checkpoint (the last weights when there is none).
-    Returns the trainer, the best checkpoint's path ("" if none) and the fit's seconds."""
+    Returns the trainer, the last validation and the test metrics, the best checkpoint's path
+    ("" if none), the fit's seconds and steps."""
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks,
                                       default_root_dir=str(cfg.paths.output_dir),
                                       **trainer_kwargs)  # fmt: skip
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     fit_seconds = time.perf_counter() - start
+    fit_metrics = dict(trainer.callback_metrics)  # trainer.test replaces them with the test's
+    steps = trainer.global_step - _resumed_step(cfg.get("ckpt_path"))
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
-    return trainer, best, fit_seconds
+    metrics = {k: float(v) for k, v in {**fit_metrics, **trainer.callback_metrics}.items()}
+    return trainer, metrics, best, fit_seconds, steps
+
+
+class _RunIdInCheckpoint(pl.Callback):
+    """Writes the MLflow run id into every checkpoint, so `ckpt_path=` resumes into that run."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint[RUN_ID_KEY] = self.run_id
+
+
+def _resumed_step(path: str | None) -> int:
+    if not path:
+        return 0
+    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+
+
+def checkpoint_run_id(path: str | None) -> str | None:
+    """The MLflow run a checkpoint was written by (None for other checkpoints)."""
+    if not path:
+        return None
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"ckpt_path={path}: no such checkpoint file")
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return state.get(RUN_ID_KEY)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, test on the best checkpoint, log everything to MLflow; return the final metrics.
 
-    Under DDP (`trainer=ddp`) every process runs this; only rank 0 tracks, logs and prints.
+    With `ckpt_path=` set to a checkpoint of an earlier run, training resumes from it and goes
+    on logging into that run. Under DDP (`trainer=ddp`) every process runs this; only rank 0
+    tracks, logs and prints.
     """
     if _launched_rank() != 0:
         return _train_worker(cfg)
-    datamodule, model = _build(cfg)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    tracker = RunTracker(cfg)
+    tracker = RunTracker(cfg, resume_run_id=checkpoint_run_id(cfg.get("ckpt_path")))
     log.info(
         "MLflow run %s in experiment %r (%s)", tracker.run_id, tracker.experiment_name, tracker.uri
     )
-    try:
+    try:  # from here on a failure is recorded on the run (a FAILED child in a sweep)
+        datamodule, model = _build(cfg)
         cost = model.net.cost()  # parameters and multiply-adds per image
         log.info("model: %s parameters, %s multiply-adds per image",
                  f"{cost['parameters']:,}", f"{cost['macs_per_image']:,}")  # fmt: skip
-        tracker.log_config(cost)
-        tracker.log_metrics({f"model/{k}": float(v) for k, v in cost.items()}, step=0)
-        trainer, best, fit_seconds = _fit_and_test(cfg, model, datamodule, _callbacks(cfg),
-                                                   logger=tracker.lightning_logger())  # fmt: skip
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        if tracker.resumed:
+            tracker.set_tag("resumed_from", cfg.ckpt_path)
+        else:
+            tracker.log_config(cost)
+            tracker.log_metrics({f"model/{k}": float(v) for k, v in cost.items()}, step=0)
+        callbacks = [*_callbacks(cfg), _RunIdInCheckpoint(tracker.run_id)]
+        logger = tracker.lightning_logger()
+        trainer, metrics, best, fit_seconds, steps = _fit_and_test(
+            cfg, model, datamodule, callbacks, logger=logger
+        )
         if getattr(datamodule, "rendered", False):  # digitrec-data street: not SVHN
             tracker.set_tag("synthetic_data", "rendered street numbers (not SVHN)")
             log.warning("data: rendered street numbers (SYNTHETIC stand-in, not SVHN)")
-        seen = trainer.global_step * datamodule.batch_size
+        seen = steps * datamodule.batch_size
         final = {
             "fit_seconds": fit_seconds,
             "train_sequences_per_second": seen / fit_seconds if fit_seconds > 0 else 0.0,
@@ -100,6 +141,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if model.test_predictions:
             grid = _prediction_grid(model, datamodule, output_dir / "test_predictions.png")
             tracker.log_artifact(grid)
+            tracker.log_artifact(_confidences(model.test_predictions, output_dir))
     except BaseException as e:
         tracker.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
         raise
@@ -113,9 +155,9 @@ def _train_worker(cfg: DictConfig) -> dict[str, float]:
     datamodule, model = _build(cfg)
     # no logger here, so no callback that needs one (the learning-rate monitor)
     callbacks = [c for c in _callbacks(cfg) if not isinstance(c, pl.callbacks.LearningRateMonitor)]
-    trainer, _, _ = _fit_and_test(cfg, model, datamodule, callbacks, logger=False,
-                                  enable_progress_bar=False)  # fmt: skip
-    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+    _, metrics, *_ = _fit_and_test(cfg, model, datamodule, callbacks, logger=False,
+                                   enable_progress_bar=False)  # fmt: skip
+    return metrics
 
 
 def _prediction_grid(model, datamodule, path: Path) -> Path:
@@ -127,6 +169,17 @@ def _prediction_grid(model, datamodule, path: Path) -> Path:
     ]
     n = len(pred)  # fewer than the test set when trainer.limit_test_batches cuts it short
     return prediction_grid(s.images[:n], s.numbers()[:n], pred, p["confidence"].numpy(), path)
+
+
+def _confidences(predictions: dict, output_dir: Path) -> Path:
+    """test_confidence.npz: each test answer's confidence and whether it was right (for
+    accuracy-vs-coverage curves)."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, confidence=predictions["confidence"].numpy(),
+                        correct=predictions["correct"].numpy())  # fmt: skip
+    path = output_dir / "test_confidence.npz"
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
 
 
 def _summary(metrics: dict[str, float], tracker: RunTracker, datamodule, best: str) -> None:
@@ -152,8 +205,12 @@ CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")  # the reposit
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    # A job that raises is a FAILED MLflow run; in a sweep, Hydra's launchers catch it and the
+    # sweep goes on (Optuna: a FAIL trial; the basic sweeper raises once every job has run).
     metrics = train(cfg)
     objective = cfg.tracking.get("objective")
+    if objective and objective not in metrics:
+        log.warning("objective %r is not among the run's metrics %s", objective, sorted(metrics))
     return metrics.get(objective) if objective else None  # what a sweeper optimises
 
 

@@ -64,7 +64,8 @@ def test_run_is_tracked_and_checkpoint_loads_without_hydra(tmp_path, fake_data_d
 @pytest.mark.parametrize(
     "model",
     [["model.head=shared"], ["model.head=rnn", "model.attention=true"],
-     ["model=goodfellow", "model.fc=[64,64]", "model.locally_connected=16"]],
+     ["model=goodfellow", "model.widths=[8,8,16,16,16,16,16,16]", "model.fc=[64,64]",
+      "model.locally_connected=16"]],
     ids=["shared", "rnn-attention", "goodfellow"],
 )  # fmt: skip
 def test_every_head_trains_and_its_checkpoint_loads_without_hydra(model, tmp_path, fake_data_dir):

@@ -1,0 +1,192 @@
+"""`digitrec-compare`: the runs of an experiment or a sweep, best first, on the command line.
+
+    digitrec-compare mnist_search                  # every run of an MLflow experiment
+    digitrec-compare mnist_search --latest-sweep   # the children of its latest sweep
+    digitrec-compare 3f2a...e9                     # the children of a sweep parent run (its id)
+    digitrec-compare mnist_search svhn_search      # several targets, one table each
+    digitrec-compare mnist_search --markdown       # or --csv, for reports
+
+Rows are sorted by the objective (a sweep's own objective, else val/sequence_accuracy; --objective
+to change it); the columns are the headline metrics and only the parameters that vary between the
+runs. Below each table: the best run and its checkpoint (the local file, and its MLflow artifact).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import re
+import sys
+from pathlib import Path
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from digitrec.tracking import add_uri_argument, children_of, open_store
+
+DEFAULT_OBJECTIVE = "val/sequence_accuracy"
+METRICS = ["test/sequence_accuracy", "test/digit_accuracy", "test/coverage_at_98", "fit_seconds"]
+IGNORED = ("paths.", "tracking.", "hydra.", "ckpt_path", "trainer.enable_", "data.verify")
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class CompareError(ValueError):
+    pass
+
+
+def resolve(client: MlflowClient, target: str, latest_sweep: bool):
+    """(title, runs, objective, maximize) for an experiment name or a sweep parent run id."""
+    if RUN_ID.match(target):
+        try:
+            parent = client.get_run(target)
+        except MlflowException as e:
+            raise CompareError(f"no run {target} in {client.tracking_uri}") from e
+        return _sweep(client, parent)
+    exp = client.get_experiment_by_name(target)
+    if exp is None:
+        names = sorted(e.name for e in client.search_experiments())
+        raise CompareError(f"no experiment or run {target!r} in {client.tracking_uri} "
+                           f"(experiments: {', '.join(names) or 'none'})")  # fmt: skip
+    if latest_sweep:
+        parents = client.search_runs([exp.experiment_id], "tags.sweep = 'true'",
+                                     order_by=["start_time DESC"], max_results=1)  # fmt: skip
+        if not parents:
+            raise CompareError(f"experiment {target!r} has no sweep (a `digitrec-train -m` run)")
+        return _sweep(client, parents[0])
+    runs = [r for r in client.search_runs([exp.experiment_id], max_results=50000)
+            if r.data.tags.get("sweep") != "true"]  # fmt: skip
+    return f"experiment {target}", runs, DEFAULT_OBJECTIVE, True
+
+
+def _sweep(client: MlflowClient, parent):
+    tags = parent.data.tags
+    if tags.get("sweep") != "true":
+        raise CompareError(f"run {parent.info.run_id} is not a sweep parent run")
+    objective, _, mode = tags.get("objective", DEFAULT_OBJECTIVE).partition(" ")
+    title = f"sweep {tags.get('sweep_name', '?')} (parent run {parent.info.run_id}, {parent.info.status})"
+    return title, children_of(client, parent), objective, mode.strip("()") != "min"
+
+
+def varying_params(runs) -> list[str]:
+    """Parameters that differ between the runs and were set on a command line (sweep overrides):
+    values derived from them (an output folder, a schedule's peak rate) are left out."""
+    keys = sorted({k for r in runs for k in r.data.params if not k.startswith(IGNORED)})
+    varying = [k for k in keys if len({r.data.params.get(k) for r in runs}) > 1]
+    chosen = {item.split("=", 1)[0].lstrip("+~") for r in runs
+              for item in r.data.tags.get("hydra_overrides", "").split() if "=" in item}  # fmt: skip
+    return [k for k in varying if k in chosen] or varying
+
+
+def table(runs, objective: str, maximize: bool) -> tuple[list[str], list[list[str]]]:
+    """Header and rows, best first; runs without the objective (failed, running) last."""
+
+    def key(run):
+        value = run.data.metrics.get(objective)
+        if value is None or math.isnan(value):
+            return (1, 0.0)
+        return (0, -value if maximize else value)
+
+    runs = sorted(runs, key=key)
+    params = varying_params(runs)
+    metrics = [objective] + [m for m in METRICS if m != objective]
+    header = ["rank", "run", "status", *metrics, *params]
+    rows = []
+    for i, run in enumerate(runs, 1):
+        values = [_fmt(run.data.metrics.get(m)) for m in metrics]
+        rows.append([str(i), run.info.run_id, run.info.status, *values,
+                     *(_short(run.data.params.get(p, "")) for p in params)])  # fmt: skip
+    return header, rows
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4f}" if abs(value) < 10 else f"{value:.0f}"
+
+
+def _short(value: str) -> str:
+    """0.004944733002746449 → 0.004945 (integers and words unchanged)."""
+    try:
+        return value if value.lstrip("-").isdigit() else f"{float(value):.4g}"
+    except ValueError:
+        return value
+
+
+def render(header: list[str], rows: list[list[str]], style: str) -> str:
+    if style == "csv":
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows([header, *rows])
+        return out.getvalue()
+    if style == "markdown":
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+        return "\n".join(lines) + "\n"
+    shown = [[c[:8] if j == 1 else c for j, c in enumerate(r)] for r in rows]  # short run ids
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *shown, strict=True)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in [header, *shown]]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def best_checkpoint(client: MlflowClient, run) -> str:
+    local = run.data.tags.get("best_checkpoint", "")
+    logged = [a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")]
+    parts = []
+    if local:
+        parts.append(local + ("" if Path(local).exists() else " (not on this machine)"))
+    parts += [f"runs:/{run.info.run_id}/{p}" for p in logged]
+    return ", ".join(parts) or "(none logged)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="digitrec-compare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("targets", nargs="+", metavar="TARGET",
+                        help="MLflow experiment name or sweep parent run id")  # fmt: skip
+    parser.add_argument("--latest-sweep", action="store_true",
+                        help="an experiment's latest sweep instead of all its runs")  # fmt: skip
+    parser.add_argument("--objective", help="sort by this metric (default: the sweep's objective)")
+    parser.add_argument("--min", action="store_true", help="lower objective is better")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--csv", action="store_const", const="csv", dest="style")
+    group.add_argument("--markdown", action="store_const", const="markdown", dest="style")
+    add_uri_argument(parser)
+    args = parser.parse_args(argv)
+    try:
+        client = open_store(args.uri)
+    except ValueError as e:
+        print(f"digitrec-compare: {e}", file=sys.stderr)
+        return 1
+    tables = []
+    for target in args.targets:
+        try:
+            title, runs, objective, maximize = resolve(client, target, args.latest_sweep)
+        except CompareError as e:
+            print(f"digitrec-compare: {e}", file=sys.stderr)
+            return 1
+        objective, maximize = args.objective or objective, maximize and not args.min
+        tables.append((target, title, runs, objective, maximize, *table(runs, objective, maximize)))
+    if args.style == "csv":  # one CSV: the target as the first column, the union of the columns
+        columns = ["target"] + list(dict.fromkeys(c for t in tables for c in t[5]))
+        rows = [[t[0]] + [dict(zip(t[5], r, strict=True)).get(c, "") for c in columns[1:]]
+                for t in tables for r in t[6]]  # fmt: skip
+        sys.stdout.write(render(columns, rows, "csv"))
+        return 0
+    for n, (_, title, runs, objective, maximize, header, rows) in enumerate(tables):
+        mark = "## " if args.style == "markdown" else ""
+        print(f"{chr(10) if n else ''}{mark}{title}: {len(runs)} runs, sorted by {objective} "
+              f"({'max' if maximize else 'min'})\n")  # fmt: skip
+        sys.stdout.write(render(header, rows, args.style or "text"))
+        scored = [r for r in runs if not math.isnan(r.data.metrics.get(objective, math.nan))]
+        if scored:
+            best = max(scored, key=lambda r: r.data.metrics[objective] * (1 if maximize else -1))
+            print(f"\nbest run {best.info.run_id}: {objective} = "
+                  f"{best.data.metrics[objective]:.4f}")  # fmt: skip
+            print(f"best checkpoint: {best_checkpoint(client, best)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""Sweeps: parent/child runs, parallel jobs on one SQLite store, crashes, Optuna and job resume,
+the comparison CLI, and a real MLflow server reading a sweep back over REST."""
+
+import csv
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import REPO, compose_cfg, small_overrides
+from mlflow.tracking import MlflowClient
+
+from digitrec import compare
+from digitrec.train import checkpoint_run_id
+
+FAST = ["trainer.max_epochs=1", "trainer.num_sanity_val_steps=0", "trainer.log_every_n_steps=2"]
+
+
+def _cli(args, cwd, timeout=600):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
+    return subprocess.run([sys.executable, "-m", "digitrec.train", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
+def _runs(store: Path, experiment: str):
+    client = MlflowClient(f"sqlite:///{store}")
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    parents = [r for r in runs if r.data.tags.get("sweep") == "true"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, children
+
+
+@pytest.fixture(scope="module")
+def parallel_sweep(tmp_path_factory, fake_data_dir):
+    """4 jobs, 2 at a time (joblib launcher), one SQLite store: (tmp dir, store, completed process)."""
+    tmp = tmp_path_factory.mktemp("parallel")
+    args = ["-m", "launcher=local", "hydra.launcher.n_jobs=2", "threads=1", "seed=0,1,2,3",
+            "tracking.sweep_name=four", f"hydra.sweep.dir={tmp}/sweep", *FAST,
+            *small_overrides(tmp, fake_data_dir)]  # fmt: skip
+    return tmp, tmp / "mlflow.db", _cli(args, tmp)
+
+
+def test_four_jobs_two_at_a_time_share_one_sqlite_store(parallel_sweep):
+    tmp, store, result = parallel_sweep
+    assert result.returncode == 0, result.stderr[-3000:]
+    client, parents, children = _runs(store, "mnist_seq")
+    (parent,) = parents
+    assert len(children) == 4
+    assert {c.data.params["seed"] for c in children} == {"0", "1", "2", "3"}
+    for c in children:
+        assert c.info.status == "FINISHED"
+        assert c.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert {"val/sequence_accuracy", "test/sequence_accuracy", "train/loss"} <= set(
+            c.data.metrics
+        )
+        assert len(client.get_metric_history(c.info.run_id, "val/sequence_accuracy")) == 1
+    # they ran in parallel: some two children's [start, end] intervals overlap
+    spans = sorted((c.info.start_time, c.info.end_time) for c in children)
+    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False))
+    tags = parent.data.tags
+    assert parent.info.status == "FINISHED" and tags["sweep_name"] == "four"
+    assert json.loads(tags["search_space"]) == {"seed": "0,1,2,3"}
+    assert tags["sampler"].startswith("grid") and "joblib" in tags["launcher"]
+    assert tags["objective"] == "val/sequence_accuracy (max)"
+    best = max(children, key=lambda c: c.data.metrics["val/sequence_accuracy"])
+    assert tags["best_run_id"] == best.info.run_id
+    assert json.loads(tags["best_params"]) == {"seed": best.data.params["seed"]}
+    assert (
+        parent.data.metrics["best/val/sequence_accuracy"]
+        == best.data.metrics["val/sequence_accuracy"]
+    )
+
+
+def test_compare_sorts_by_the_objective_and_shows_the_best_checkpoint(parallel_sweep, capsys):
+    tmp, store, _ = parallel_sweep
+    client, (parent,), children = _runs(store, "mnist_seq")
+    uri = ["--uri", f"sqlite:///{store}"]
+    assert compare.main([parent.info.run_id, *uri]) == 0
+    out = capsys.readouterr().out
+    best = max(children, key=lambda c: c.data.metrics["val/sequence_accuracy"])
+    assert f"best run {best.info.run_id}" in out
+    assert f"best checkpoint: {best.data.tags['best_checkpoint']}" in out
+    assert f"runs:/{best.info.run_id}/checkpoints/best.ckpt" in out
+    header = next(line for line in out.splitlines() if line.startswith("rank"))
+    assert header.split()[-1] == "seed"  # the only parameter that varies
+    assert "model.depth" not in header
+
+    assert compare.main(["mnist_seq", "--csv", *uri]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 4 and rows[0]["run"] == best.info.run_id
+    values = [float(r["val/sequence_accuracy"]) for r in rows]
+    assert values == sorted(values, reverse=True)
+
+    assert compare.main(["mnist_seq", "--latest-sweep", "--markdown", *uri]) == 0
+    assert "| rank | run | status |" in capsys.readouterr().out
+    assert compare.main(["no_such_experiment", *uri]) == 1
+    assert "no experiment or run 'no_such_experiment'" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_real_mlflow_server_reads_the_sweep_back_over_rest(parallel_sweep):
+    tmp, store, _ = parallel_sweep
+    _, (parent,), _ = _runs(store, "mnist_seq")
+    port = _free_port()
+    mlflow = Path(sys.executable).with_name("mlflow")
+    server = subprocess.Popen([str(mlflow), "server", "--backend-store-uri", f"sqlite:///{store}",
+                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                              cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not answer /health within 60 s")
+
+        def api(path, body=None):
+            data = json.dumps(body).encode() if body is not None else None
+            request = urllib.request.Request(f"{base}/api/2.0/mlflow/{path}", data=data,
+                                             headers={"Content-Type": "application/json"})  # fmt: skip
+            with urllib.request.urlopen(request, timeout=30) as r:
+                return json.loads(r.read())
+
+        exp = api("experiments/get-by-name?experiment_name=mnist_seq")["experiment"]
+        pid = parent.info.run_id
+        found = api("runs/search", {"experiment_ids": [exp["experiment_id"]],
+                                    "filter": f"tags.mlflow.parentRunId = '{pid}'"})["runs"]  # fmt: skip
+        assert len(found) == 4
+        assert all(r["info"]["status"] == "FINISHED" for r in found)
+        names = {m["key"] for r in found for m in r["data"]["metrics"]}
+        assert "val/sequence_accuracy" in names
+        tags = {t["key"]: t["value"] for t in api(f"runs/get?run_id={pid}")["run"]["data"]["tags"]}
+        assert tags["best_run_id"] in {r["info"]["run_id"] for r in found}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_crashed_job_is_a_failed_child_and_the_sweep_goes_on(tmp_path, fake_data_dir):
+    """Basic sweeper: every job runs; the sweep exits non-zero; the parent keeps the best child."""
+    args = ["-m", "optimizer.lr=-1,0.001", f"hydra.sweep.dir={tmp_path}/sweep", *FAST,
+            *small_overrides(tmp_path, fake_data_dir)]  # fmt: skip
+    result = _cli(args, tmp_path)
+    assert result.returncode != 0 and "Invalid learning rate" in result.stderr
+    _, (parent,), children = _runs(tmp_path / "mlflow.db", "mnist_seq")
+    status = {c.data.params["optimizer.lr"]: c.info.status for c in children}
+    assert status == {"-1": "FAILED", "0.001": "FINISHED"}  # the job after the crash ran
+    good = next(c for c in children if c.info.status == "FINISHED")
+    assert parent.info.status == "FAILED"  # the sweep did not complete cleanly...
+    assert parent.data.tags["best_run_id"] == good.info.run_id  # ...but its results are kept
+    assert parent.data.tags["children_failed"] == "1"
+
+
+def test_optuna_sweep_resumes_from_its_storage(tmp_path, fake_data_dir):
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    base = ["-m", "hparams_search=mnist_optuna", f"hydra.sweeper.storage={storage}",
+            "hydra.sweeper.study_name=resume", *FAST, *small_overrides(tmp_path, fake_data_dir)]  # fmt: skip
+    first = _cli([*base, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path}/a"], tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    study = optuna.load_study(study_name="resume", storage=storage)
+    done = [(t.number, t.params) for t in study.trials]
+    study.ask()  # a trial left RUNNING, as a killed sweep leaves it
+    second = _cli([*base, "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={tmp_path}/b"], tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "has 2 finished trials of 3: running 1 more" in second.stderr + second.stdout
+    trials = optuna.load_study(study_name="resume", storage=storage).trials
+    states = [t.state.name for t in trials]
+    assert states == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]
+    assert [(t.number, t.params) for t in trials[:2]] == done  # not redone
+    assert trials[3].params != done[0][1] and trials[3].params != done[1][1]
+    _, parents, children = _runs(tmp_path / "mlflow.db", "mnist_search")
+    assert len(parents) == 1 and len(children) == 3  # one parent run for the whole study
+    (parent,) = parents
+    assert parent.info.status == "FINISHED" and parent.data.tags["children"] == "3"
+    assert parent.data.tags["sampler"] == "optuna TPESampler (seed 2)"  # moved on by 2
+    assert set(json.loads(parent.data.tags["best_params"])) == set(trials[0].params)
+
+
+def test_killed_training_job_resumes_into_the_same_mlflow_run(tmp_path, fake_data_dir):
+    """SIGKILL in the middle of epoch 2 (8 steps an epoch), then ckpt_path=last.ckpt."""
+    run = ["trainer.max_epochs=3", "trainer.log_every_n_steps=2", "trainer.num_sanity_val_steps=0",
+           *small_overrides(tmp_path, fake_data_dir)]  # fmt: skip
+    killed = _cli([*run, f"hydra.run.dir={tmp_path}/run",
+                   "+callbacks.kill._target_=helpers.KillAtStep", "+callbacks.kill.step=12"],
+                  tmp_path)  # fmt: skip
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    client, _, _ = _runs(tmp_path / "mlflow.db", "mnist_seq")
+    (first,) = client.search_runs([client.get_experiment_by_name("mnist_seq").experiment_id])
+    assert first.info.status == "RUNNING"  # killed: nobody closed it
+    before = [m.step for m in client.get_metric_history(first.info.run_id, "train/loss")]
+    assert max(before) > 8  # it logged steps after the epoch-1 checkpoint (step 8)
+
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    resumed = _cli([*run, f"hydra.run.dir={tmp_path}/again", f"ckpt_path={last}"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (run_,) = client.search_runs([client.get_experiment_by_name("mnist_seq").experiment_id])
+    assert run_.info.run_id == first.info.run_id and run_.info.status == "FINISHED"
+    assert run_.data.tags["resumed"] == "1"
+    for key in ("train/loss", "val/loss", "val/sequence_accuracy", "lr-AdamW"):
+        steps = [m.step for m in client.get_metric_history(run_.info.run_id, key)]
+        assert len(steps) == len(set(steps)), (key, steps)  # no step logged twice
+    val_steps = sorted(m.step for m in client.get_metric_history(run_.info.run_id, "val/loss"))
+    assert val_steps == [7, 15, 23]  # epochs 1, 2, 3: training went on to the end
+    assert max(m.step for m in client.get_metric_history(run_.info.run_id, "train/loss")) > 16
+    assert "test/sequence_accuracy" in run_.data.metrics
+
+
+def test_resuming_from_a_missing_checkpoint_fails_in_one_line(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"ckpt_path=.*nope.ckpt: no such checkpoint file"):
+        checkpoint_run_id(str(tmp_path / "nope.ckpt"))
+    assert checkpoint_run_id(None) is None
+
+
+def test_search_and_launcher_configs_compose(tmp_path, fake_data_dir):
+    searches = sorted(p.stem for p in (REPO / "conf" / "hparams_search").glob("*.yaml"))
+    assert searches == ["mnist_grid", "mnist_optuna", "svhn_optuna"]
+    for name in searches:
+        cfg = compose_cfg([f"paths.data_dir={fake_data_dir}", f"hparams_search={name}"], tmp_path)
+        assert cfg.tracking.objective == "val/sequence_accuracy" and cfg.hydra.sweeper.params
+        assert cfg.tracking.sweep_name == name
+        if "optuna" in name:
+            assert cfg.hydra.sweeper.direction == "maximize"
+            assert cfg.hydra.sweeper.sampler._target_ == "optuna.samplers.TPESampler"
+        if name == "svhn_optuna":
+            svhn = cfg
+    assert svhn.model.depth == 8 and svhn.study == "svhn_search"  # the paper's recipe
+    local = compose_cfg(["hparams_search=mnist_optuna", "launcher=local"], tmp_path)
+    assert "joblib" in local.hydra.launcher._target_ and local.hydra.launcher.n_jobs == 2
+    slurm = compose_cfg(["launcher=slurm"], tmp_path)
+    assert slurm.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert slurm.hydra.launcher.gpus_per_node == 1
