@@ -90,24 +90,6 @@ def _cli(args, tmp_path, **kwargs):
                           capture_output=True, text=True, timeout=600, **kwargs)  # fmt: skip
 
 
-def test_multirun_is_one_parent_with_a_child_per_job(tmp_path, fake_data_dir):
-    args = ["-m", "model.fc_dropout=0.1,0.2", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
-            f"hydra.sweep.dir={tmp_path}/sweep"] + small_overrides(tmp_path, fake_data_dir)  # fmt: skip
-    result = _cli(args, tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    runs = client.search_runs([client.get_experiment_by_name("mnist_seq").experiment_id])
-    parents = [r for r in runs if r.data.tags.get("sweep") == "true"]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(runs) == 3 and len(parents) == 1 and len(children) == 2
-    parent = parents[0]
-    assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
-    assert {c.data.params["model.fc_dropout"] for c in children} == {"0.1", "0.2"}
-    assert parent.info.status == "FINISHED"
-    assert parent.data.tags["best_run_id"] in {c.info.run_id for c in children}
-    assert int(parent.data.tags["children"]) == 2
-
-
 def test_ddp_on_cpu_two_processes_one_tracked_run(tmp_path, fake_data_dir):
     """trainer=ddp: 2 CPU processes, the global batch split between them, rank 0 alone tracks."""
     args = ["trainer=ddp", "trainer.max_epochs=2", "trainer.num_sanity_val_steps=0",
