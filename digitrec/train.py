@@ -54,7 +54,7 @@ def _build(cfg: DictConfig):
 def _fit_and_test(cfg, model, datamodule, callbacks, **trainer_kwargs):
     """Fit, then test on the best checkpoint (the last weights when there is none).
     Returns the trainer, the last validation and the test metrics, the best checkpoint's path
-    ("" if none), the fit's seconds and steps."""
+    ("" if none) and the fit's seconds."""
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks,
                                       default_root_dir=str(cfg.paths.output_dir),
                                       **trainer_kwargs)  # fmt: skip
@@ -62,11 +62,10 @@ def _fit_and_test(cfg, model, datamodule, callbacks, **trainer_kwargs):
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     fit_seconds = time.perf_counter() - start
     fit_metrics = dict(trainer.callback_metrics)  # trainer.test replaces them with the test's
-    steps = trainer.global_step - _resumed_step(cfg.get("ckpt_path"))
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)
     metrics = {k: float(v) for k, v in {**fit_metrics, **trainer.callback_metrics}.items()}
-    return trainer, metrics, best, fit_seconds, steps
+    return trainer, metrics, best, fit_seconds
 
 
 class _RunIdInCheckpoint(pl.Callback):
@@ -79,20 +78,14 @@ class _RunIdInCheckpoint(pl.Callback):
         checkpoint[RUN_ID_KEY] = self.run_id
 
 
-def _resumed_step(path: str | None) -> int:
+def checkpoint_meta(path: str | None) -> tuple[str | None, int]:
+    """(the MLflow run a checkpoint was written by or None, its global step); (None, 0) for none."""
     if not path:
-        return 0
-    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["global_step"])
-
-
-def checkpoint_run_id(path: str | None) -> str | None:
-    """The MLflow run a checkpoint was written by (None for other checkpoints)."""
-    if not path:
-        return None
+        return None, 0
     if not Path(path).is_file():
         raise FileNotFoundError(f"ckpt_path={path}: no such checkpoint file")
     state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    return state.get(RUN_ID_KEY)
+    return state.get(RUN_ID_KEY), int(state.get("global_step", 0))
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -106,7 +99,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         return _train_worker(cfg)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    tracker = RunTracker(cfg, resume_run_id=checkpoint_run_id(cfg.get("ckpt_path")))
+    resume_run_id, start_step = checkpoint_meta(cfg.get("ckpt_path"))
+    tracker = RunTracker(cfg, resume_run_id=resume_run_id)
     log.info(
         "MLflow run %s in experiment %r (%s)", tracker.run_id, tracker.experiment_name, tracker.uri
     )
@@ -122,13 +116,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
             tracker.log_metrics({f"model/{k}": float(v) for k, v in cost.items()}, step=0)
         callbacks = [*_callbacks(cfg), _RunIdInCheckpoint(tracker.run_id)]
         logger = tracker.lightning_logger()
-        trainer, metrics, best, fit_seconds, steps = _fit_and_test(
+        trainer, metrics, best, fit_seconds = _fit_and_test(
             cfg, model, datamodule, callbacks, logger=logger
         )
         if getattr(datamodule, "rendered", False):  # digitrec-data street: not SVHN
             tracker.set_tag("synthetic_data", "rendered street numbers (not SVHN)")
             log.warning("data: rendered street numbers (SYNTHETIC stand-in, not SVHN)")
-        seen = steps * datamodule.batch_size
+        seen = (trainer.global_step - start_step) * datamodule.batch_size
         final = {
             "fit_seconds": fit_seconds,
             "train_sequences_per_second": seen / fit_seconds if fit_seconds > 0 else 0.0,

@@ -18,7 +18,7 @@ from conftest import REPO, compose_cfg, small_overrides
 from mlflow.tracking import MlflowClient
 
 from digitrec import compare
-from digitrec.train import checkpoint_run_id
+from digitrec.train import checkpoint_meta
 
 FAST = ["trainer.max_epochs=1", "trainer.num_sanity_val_steps=0", "trainer.log_every_n_steps=2"]
 
@@ -225,8 +225,8 @@ def test_killed_training_job_resumes_into_the_same_mlflow_run(tmp_path, fake_dat
 
 def test_resuming_from_a_missing_checkpoint_fails_in_one_line(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"ckpt_path=.*nope.ckpt: no such checkpoint file"):
-        checkpoint_run_id(str(tmp_path / "nope.ckpt"))
-    assert checkpoint_run_id(None) is None
+        checkpoint_meta(str(tmp_path / "nope.ckpt"))
+    assert checkpoint_meta(None) == (None, 0)
 
 
 def test_search_and_launcher_configs_compose(tmp_path, fake_data_dir):
