@@ -45,3 +45,24 @@ def prediction_grid(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def finish_figure(fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> Path:
+    """Label, grid and legend a one-axes figure, write it as a PNG (atomically) and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from digitrec.data.download import atomic_write_bytes
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path

@@ -12,7 +12,6 @@ children, groups the runs by them (seeds are averaged: mean ± standard deviatio
 from __future__ import annotations
 
 import argparse
-import io
 import re
 import statistics
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from digitrec.data.download import atomic_write_bytes
+from digitrec.plots import finish_figure
 from digitrec.tracking import PARENT_TAG, add_uri_argument, open_store
 
 COLUMNS = [  # (metric, header, format)
@@ -162,17 +162,7 @@ def plot(group_keys, rows, path: Path, title: str) -> Path:
     ax.set_xticks(xs, labels)
     if not numeric:
         ax.set_xlim(-0.5, len(xs) - 0.5)
-    ax.set_xlabel(", ".join(group_keys))
-    ax.set_ylabel("sequence accuracy (%)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return finish_figure(fig, ax, path, ", ".join(group_keys), "sequence accuracy (%)", title)
 
 
 def write_section(out: Path, name: str, text: str) -> Path:

@@ -17,7 +17,6 @@ coverage.png (default out: experiments/reproduce-paper).
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import shlex
 import subprocess
@@ -33,6 +32,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from digitrec.data.download import atomic_write_bytes
+from digitrec.plots import finish_figure
 from digitrec.tracking import PARENT_FILE, add_uri_argument, children_of, git_commit
 
 REPO = Path(__file__).resolve().parent.parent
@@ -119,18 +119,6 @@ def coverage_curve(client: MlflowClient, run) -> tuple[np.ndarray, np.ndarray]:
     return k / len(order), np.cumsum(correct[order]) / k
 
 
-def _finish(fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> None:
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def plots(depth_rows: list[dict], curve, best_cov: float, out: Path, label: str) -> None:
     import matplotlib
 
@@ -143,9 +131,8 @@ def plots(depth_rows: list[dict], curve, best_cov: float, out: Path, label: str)
     depth.plot(list(PAPER_DEPTH), [100 * v for v in PAPER_DEPTH.values()], "s--", color="gray",
                label="paper: SVHN (read off Fig. 5)")  # fmt: skip
     depth.set_xticks(xs)
-    _finish(fig, depth, out / "depth.png", "hidden layers", "test sequence accuracy (%)",
-            "sequence accuracy vs depth")  # fmt: skip
-    plt.close(fig)
+    finish_figure(fig, depth, out / "depth.png", "hidden layers", "test sequence accuracy (%)",
+                  "sequence accuracy vs depth")  # fmt: skip
 
     fig, cover = plt.subplots(figsize=(6, 3.6), dpi=120)
     if curve is not None:
@@ -154,9 +141,8 @@ def plots(depth_rows: list[dict], curve, best_cov: float, out: Path, label: str)
     cover.plot([100 * PAPER["coverage_at_98"]], [98], "s", color="gray",
                label="paper: 95.64% at 98%")  # fmt: skip
     cover.axhline(98, color="k", lw=0.6, ls=":")
-    _finish(fig, cover, out / "coverage.png", "coverage (%): the most confident answers kept",
-            "sequence accuracy (%)", "accuracy vs coverage")  # fmt: skip
-    plt.close(fig)
+    finish_figure(fig, cover, out / "coverage.png", "coverage (%): the most confident answers kept",
+                  "sequence accuracy (%)", "accuracy vs coverage")  # fmt: skip
 
 
 def _pct(value: float | None) -> str:
