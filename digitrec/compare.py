@@ -24,7 +24,7 @@ from pathlib import Path
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from digitrec.tracking import add_uri_argument, children_of, open_store
+from digitrec.tracking import add_uri_argument, children_of, latest_sweep, open_store, run_overrides
 
 DEFAULT_OBJECTIVE = "val/sequence_accuracy"
 METRICS = ["test/sequence_accuracy", "test/digit_accuracy", "test/coverage_at_98", "fit_seconds"]
@@ -36,7 +36,7 @@ class CompareError(ValueError):
     pass
 
 
-def resolve(client: MlflowClient, target: str, latest_sweep: bool):
+def resolve(client: MlflowClient, target: str, newest_sweep: bool):
     """(title, runs, objective, maximize) for an experiment name or a sweep parent run id."""
     if RUN_ID.match(target):
         try:
@@ -49,12 +49,11 @@ def resolve(client: MlflowClient, target: str, latest_sweep: bool):
         names = sorted(e.name for e in client.search_experiments())
         raise CompareError(f"no experiment or run {target!r} in {client.tracking_uri} "
                            f"(experiments: {', '.join(names) or 'none'})")  # fmt: skip
-    if latest_sweep:
-        parents = client.search_runs([exp.experiment_id], "tags.sweep = 'true'",
-                                     order_by=["start_time DESC"], max_results=1)  # fmt: skip
-        if not parents:
+    if newest_sweep:
+        parent = latest_sweep(client, exp.experiment_id)
+        if parent is None:
             raise CompareError(f"experiment {target!r} has no sweep (a `digitrec-train -m` run)")
-        return _sweep(client, parents[0])
+        return _sweep(client, parent)
     runs = [r for r in client.search_runs([exp.experiment_id], max_results=50000)
             if r.data.tags.get("sweep") != "true"]  # fmt: skip
     return f"experiment {target}", runs, DEFAULT_OBJECTIVE, True
@@ -74,8 +73,7 @@ def varying_params(runs) -> list[str]:
     values derived from them (an output folder, a schedule's peak rate) are left out."""
     keys = sorted({k for r in runs for k in r.data.params if not k.startswith(IGNORED)})
     varying = [k for k in keys if len({r.data.params.get(k) for r in runs}) > 1]
-    chosen = {item.split("=", 1)[0].lstrip("+~") for r in runs
-              for item in r.data.tags.get("hydra_overrides", "").split() if "=" in item}  # fmt: skip
+    chosen = {k for r in runs for k in run_overrides(r)}
     return [k for k in varying if k in chosen] or varying
 
 

@@ -23,7 +23,13 @@ from mlflow.tracking import MlflowClient
 
 from digitrec.data.download import atomic_write_bytes
 from digitrec.plots import finish_figure
-from digitrec.tracking import PARENT_TAG, add_uri_argument, open_store
+from digitrec.tracking import (
+    add_uri_argument,
+    children_of,
+    latest_sweep,
+    open_store,
+    run_overrides,
+)
 
 COLUMNS = [  # (metric, header, format)
     ("test/sequence_accuracy", "test seq. acc. %", "pct"),
@@ -42,9 +48,7 @@ class ReportError(ValueError):
 
 
 def _overrides(run) -> dict[str, str]:
-    text = run.data.tags.get("hydra_overrides", "")
-    pairs = (item.split("=", 1) for item in text.split() if "=" in item)
-    return {k.lstrip("+~"): v for k, v in pairs if not k.startswith(SKIP_KEYS)}
+    return {k: v for k, v in run_overrides(run).items() if not k.startswith(SKIP_KEYS)}
 
 
 def find_sweep(client: MlflowClient, study: str, sweep: str | None):
@@ -54,12 +58,10 @@ def find_sweep(client: MlflowClient, study: str, sweep: str | None):
                           f"run `digitrec-train -m experiment={study}` first")  # fmt: skip
     if sweep:
         return exp, client.get_run(sweep)
-    parents = client.search_runs([exp.experiment_id], "tags.sweep = 'true' and "
-                                 "attributes.status = 'FINISHED'", order_by=["start_time DESC"],
-                                 max_results=1)  # fmt: skip
-    if not parents:
+    parent = latest_sweep(client, exp.experiment_id, finished_only=True)
+    if parent is None:
         raise ReportError(f"experiment {study!r} has no finished sweep (a `digitrec-train -m` run)")
-    return exp, parents[0]
+    return exp, parent
 
 
 def _value(run, metric: str) -> float | None:
@@ -89,9 +91,7 @@ def _sort_key(value: str):
 
 
 def summarize(client: MlflowClient, parent) -> tuple[list[str], list[dict], list]:
-    children = client.search_runs([parent.info.experiment_id],
-                                  f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
-                                  order_by=["start_time ASC"])  # fmt: skip
+    children = children_of(client, parent, order_by=["start_time ASC"])
     finished = [c for c in children if c.info.status == "FINISHED"]
     if not finished:
         raise ReportError(f"sweep {parent.info.run_id} has no finished child runs")

@@ -253,11 +253,7 @@ def resume_optuna_study(config: DictConfig) -> int:
     the sampler's seed moves on so that its random start-up points are not drawn again.
     """
     sweeper = config.hydra.sweeper
-    if not is_optuna(config):
-        return 0
-    # the plugin builds its search space from optuna's pre-3.0 distribution classes
-    warnings.filterwarnings("ignore", ".*has been deprecated in v3.0.0", FutureWarning)
-    if not sweeper.get("storage"):
+    if not is_optuna(config) or not sweeper.get("storage"):
         return 0
     import optuna
     from optuna.trial import TrialState
@@ -283,10 +279,24 @@ def resume_optuna_study(config: DictConfig) -> int:
     return len(finished)
 
 
-def children_of(client: MlflowClient, parent) -> list:
+def children_of(client: MlflowClient, parent, order_by: list[str] | None = None) -> list:
     return client.search_runs([parent.info.experiment_id],
                               filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
-                              max_results=50000)  # fmt: skip
+                              order_by=order_by, max_results=50000)  # fmt: skip
+
+
+def latest_sweep(client: MlflowClient, experiment_id: str, finished_only: bool = False):
+    """The newest sweep parent run of an experiment (None if it has none)."""
+    query = "tags.sweep = 'true'" + (" and attributes.status = 'FINISHED'" if finished_only else "")
+    found = client.search_runs([experiment_id], query, order_by=["start_time DESC"], max_results=1)
+    return found[0] if found else None
+
+
+def run_overrides(run) -> dict[str, str]:
+    """The Hydra overrides a run was started with (its `hydra_overrides` tag), as key → value."""
+    pairs = (item.split("=", 1) for item in run.data.tags.get("hydra_overrides", "").split()
+             if "=" in item)  # fmt: skip
+    return {k.lstrip("+~"): v for k, v in pairs}
 
 
 class SweepParentRun(Callback):
@@ -309,6 +319,8 @@ class SweepParentRun(Callback):
         )
         sweep_dir = Path(config.hydra.sweep.dir)
         name = str(config.tracking.get("sweep_name") or sweep_dir.name)
+        if is_optuna(config):  # the plugin builds its space from optuna's pre-3.0 distributions
+            warnings.filterwarnings("ignore", ".*has been deprecated in v3.0.0", FutureWarning)
         resume_optuna_study(config)
         tags = {
             "mlflow.runName": f"sweep {name}",
@@ -349,29 +361,25 @@ class SweepParentRun(Callback):
         # on_multirun_end is skipped when the sweep raises (Hydra's basic sweeper does once every
         # job has run, if one failed) or is interrupted: the parent is closed at exit instead
         self._open = parent_id
-        atexit.register(self._close_unfinished, config)
-
-    def _close_unfinished(self, config: DictConfig) -> None:
-        if self._open is None:
-            return
-        client = MlflowClient(tracking_uri=str(config.tracking.uri))
-        parent = client.get_run(self._open)
-        if parent.info.status == "RUNNING":
-            summary = record_best(client, parent, str(config.tracking.objective),
-                                  str(config.tracking.get("objective_mode", "max")) == "max",
-                                  list(search_space(config)), status="FAILED")  # fmt: skip
-            log.warning("sweep did not complete: %s", summary)
-        self._open = None
+        atexit.register(self._close, config, "FAILED")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        parent_id = (sweep_dir / PARENT_FILE).read_text().strip()
+        self._close(config)
+
+    def _close(self, config: DictConfig, status: str | None = None) -> None:
+        """Record the best child and close the parent; `status` forces the final state (atexit
+        passes FAILED: the sweep raised or was interrupted before on_multirun_end)."""
+        if self._open is None:  # already closed
+            return
+        parent_id, self._open = self._open, None
         client = MlflowClient(tracking_uri=str(config.tracking.uri))
         summary = record_best(client, client.get_run(parent_id), str(config.tracking.objective),
                               str(config.tracking.get("objective_mode", "max")) == "max",
-                              list(search_space(config)))  # fmt: skip
-        self._open = None
-        log.info("%s; compare: digitrec-compare %s", summary, parent_id)
+                              list(search_space(config)), status=status)  # fmt: skip
+        if status:
+            log.warning("sweep did not complete: %s", summary)
+        else:
+            log.info("%s; compare: digitrec-compare %s", summary, parent_id)
 
 
 def record_best(client: MlflowClient, parent, objective: str, maximize: bool, keys: list[str],
