@@ -9,13 +9,16 @@ N_TRIALS ?=
 PROFILE  ?= smoke
 LAUNCHER ?= local
 SPLITS ?= train,test
+READER ?=
+LOCALIZER ?=
+SERVE_PORT ?= 8000
 TORCH  := torch==2.13.0
 # declares optuna<3 (broken on SQLAlchemy 2); runs on the optuna 3 that pyproject.toml pins
 OPTUNA_SWEEPER := hydra-optuna-sweeper==1.3.0
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-fast bench ui sweep-mnist sweep-mnist-grid sweep-svhn reproduce-paper data-mnist data-notmnist data-svhn data-street lint clean
+.PHONY: help install train test test-fast bench ui serve train-photo-reader sweep-mnist sweep-mnist-grid sweep-svhn reproduce-paper data-mnist data-notmnist data-svhn data-street lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,6 +49,14 @@ bench: $(STAMP) ## benchmarks (pytest-benchmark): generator, model step, data lo
 
 ui: $(STAMP) ## MLflow UI over the project's tracking store, on 127.0.0.1 (PORT=5000)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(PORT)
+
+serve: $(STAMP) ## web page reading uploaded photos, on 127.0.0.1 (READER=, LOCALIZER= checkpoints)
+	@test -n "$(READER)" || { echo "make serve: set READER=<reader best.ckpt> (and LOCALIZER=<localizer best.ckpt>); see README 'Reading photos'" >&2; exit 2; }
+	$(BIN)/digitrec-serve $(READER) $(if $(LOCALIZER),--localizer $(LOCALIZER)) --port $(SERVE_PORT)
+
+train-photo-reader: $(STAMP) ## train the photo reader's two models: reader (SVHN crops) and localizer (scenes)
+	$(BIN)/digitrec-train experiment=photo_reader $(ARGS)
+	$(BIN)/digitrec-train experiment=localizer $(ARGS)
 
 sweep-mnist: $(STAMP) ## Optuna (TPE) search on synthetic MNIST (N_TRIALS=20, ARGS= for overrides)
 	$(BIN)/digitrec-train -m hparams_search=mnist_optuna launcher=$(LAUNCHER) $(if $(N_TRIALS),hydra.sweeper.n_trials=$(N_TRIALS)) $(ARGS)

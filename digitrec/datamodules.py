@@ -13,7 +13,7 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
-from digitrec.data import mnist, notmnist, svhn
+from digitrec.data import mnist, notmnist, scenes, svhn
 from digitrec.data.sequences import Sequences, SequenceSpec, compose, split_pool
 
 # glyph pools: name → loader(data_dir, download=, verify=) → MNIST's four arrays
@@ -244,12 +244,10 @@ def crop_batch(images: np.ndarray, boxes: np.ndarray, size: int, ox: np.ndarray,
     return out, np.clip(boxes[index] - shift, 0, size)
 
 
-def _to_batch(images: np.ndarray, length, digits, box, mean_subtract: bool) -> dict:
+def _to_batch(images: np.ndarray, length, digits, box) -> dict:
     # windows from crop_batch are channels-first in memory: the permute makes them contiguous again
+    # (uint8 pixels: normalization, e.g. the paper's mean subtraction, is the model's business)
     x = torch.from_numpy(images).permute(0, 3, 1, 2)  # (B, C, H, W)
-    if mean_subtract:  # the paper's per-image mean subtraction, on [0, 1] pixels
-        x = x.float().div_(255)
-        x = x - x.mean(dim=(1, 2, 3), keepdim=True)
     return {"image": x, "length": torch.from_numpy(length), "digits": torch.from_numpy(digits),
             "box": torch.from_numpy(box)}  # fmt: skip
 
@@ -259,10 +257,9 @@ class CroppedStream(IterableDataset):
     image (the paper), then the albumentations pipeline per image when one is given."""
 
     def __init__(self, data: dict[str, np.ndarray], crop: int, batch_size: int, seed: int,
-                 transform=None, mean_subtract: bool = False, rank: int = 0, world: int = 1):  # fmt: skip
+                 transform=None, rank: int = 0, world: int = 1):  # fmt: skip
         self.data, self.crop, self.batch_size, self.seed = data, crop, batch_size, seed
-        self.transform, self.mean_subtract, self.rank, self.world = (transform, mean_subtract,
-                                                                     rank, world)  # fmt: skip
+        self.transform, self.rank, self.world = transform, rank, world
         self.n = len(data["length"])
         self._rng: np.random.Generator | None = None
 
@@ -289,23 +286,21 @@ class CroppedStream(IterableDataset):
                                      idx)  # fmt: skip
             if self.transform is not None:
                 images = np.stack([self.transform.one(np.ascontiguousarray(im)) for im in images])
-            yield _to_batch(images, self.data["length"][idx], self.data["digits"][idx], box,
-                            self.mean_subtract)  # fmt: skip
+            yield _to_batch(images, self.data["length"][idx], self.data["digits"][idx], box)
 
 
 class ImageBatches(Dataset):
     """A fixed evaluation set served as whole batches."""
 
-    def __init__(self, s: Sequences, batch_size: int, mean_subtract: bool = False):
-        self.s, self.batch_size, self.mean_subtract = s, batch_size, mean_subtract
+    def __init__(self, s: Sequences, batch_size: int):
+        self.s, self.batch_size = s, batch_size
 
     def __len__(self) -> int:
         return math.ceil(len(self.s) / self.batch_size)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
-        return _to_batch(self.s.images[sl], self.s.length[sl], self.s.digits[sl], self.s.box[sl],
-                         self.mean_subtract)  # fmt: skip
+        return _to_batch(self.s.images[sl], self.s.length[sl], self.s.digits[sl], self.s.box[sl])
 
 
 class SVHNDataModule(_BatchDataModule):
@@ -324,7 +319,6 @@ class SVHNDataModule(_BatchDataModule):
         expand: float = 0.3,
         max_len: int = 5,
         long_numbers: str = "class",
-        mean_subtract: bool = False,
         channels: int = 3,
         height: int = 54,
         width: int = 54,
@@ -349,7 +343,7 @@ class SVHNDataModule(_BatchDataModule):
         self.root = Path(root)
         self.pre = svhn.Preprocessing(size=image_size, expand=expand, max_len=max_len,
                                       long_numbers=long_numbers)  # fmt: skip
-        self.use_extra, self.crop, self.mean_subtract = use_extra, crop, mean_subtract
+        self.use_extra, self.crop = use_extra, crop
         self.val_size, self.split_seed, self.train_size = val_size, split_seed, train_size
         self.test_size = test_size
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
@@ -388,7 +382,7 @@ class SVHNDataModule(_BatchDataModule):
             train = train[: self.train_size]
         self.train_set = CroppedStream({k: v[train] for k, v in pool.items()}, self.crop,
                                        self.batch_size // world, self.seed, self.transform,
-                                       self.mean_subtract, rank, world)  # fmt: skip
+                                       rank, world)  # fmt: skip
         self.val_set = self._center({k: v[val] for k, v in pool.items()})
         test = caches["test"]
         if self.test_size:
@@ -405,7 +399,147 @@ class SVHNDataModule(_BatchDataModule):
         return self._loader(self.train_set)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(ImageBatches(self.val_set, self.eval_batch_size, self.mean_subtract))
+        return self._loader(ImageBatches(self.val_set, self.eval_batch_size))
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(ImageBatches(self.test_set, self.eval_batch_size, self.mean_subtract))
+        return self._loader(ImageBatches(self.test_set, self.eval_batch_size))
+
+
+# ----------------------------------------------------------------------- scenes (localizer)
+def _scene_batch(sources: dict[str, np.ndarray], idx: np.ndarray, size: int,
+                 rng: np.random.Generator, whole: float, scale, aspect) -> dict:  # fmt: skip
+    """A batch of `size` x `size` scenes and their union boxes (normalized x0, y0, x1, y1): with
+    probability `whole` the source image itself (SVHN's framing), else the source pasted into
+    clutter (digitrec.data.scenes) of a scene whose width/height is drawn from `aspect`."""
+    import cv2
+
+    images = np.zeros((len(idx), size, size, 3), np.uint8)
+    boxes = np.zeros((len(idx), 4), np.float32)
+    s = sources["images"].shape[1]
+    for j, i in enumerate(idx):
+        src, box = sources["images"][i], sources["box"][i : i + 1]
+        if rng.random() < whole:
+            images[j] = cv2.resize(src, (size, size), interpolation=cv2.INTER_LINEAR)
+            boxes[j] = box[0] * (size / s)
+        else:
+            images[j], moved = scenes.compose(rng, src, box, tuple(sources["size"][i]),
+                                              (size, size), rng.uniform(*aspect), scale)  # fmt: skip
+            boxes[j] = moved[0]
+    return {"image": torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+            "box": torch.from_numpy(np.clip(boxes / size, 0, 1))}  # fmt: skip
+
+
+class SceneStream(IterableDataset):
+    """Endless freshly composed scene batches; an epoch is one pass over the sources' count."""
+
+    def __init__(self, sources, size, batch_size, seed, whole, scale, aspect, rank: int = 0):
+        self.sources, self.size, self.batch_size, self.seed = sources, size, batch_size, seed
+        self.whole, self.scale, self.aspect, self.rank = whole, scale, aspect, rank
+        self._rng: np.random.Generator | None = None
+
+    def __len__(self) -> int:
+        return max(1, len(self.sources["box"]) // self.batch_size)
+
+    def __iter__(self):
+        info = get_worker_info()
+        workers, wid = (info.num_workers, info.id) if info else (1, 0)
+        if self._rng is None:
+            self._rng = np.random.default_rng([self.seed, wid, self.rank])
+        for _ in range(wid, len(self), workers):
+            idx = self._rng.integers(0, len(self.sources["box"]), self.batch_size)
+            yield _scene_batch(self.sources, idx, self.size, self._rng, self.whole, self.scale,
+                               self.aspect)  # fmt: skip
+
+
+class FixedScenes(Dataset):
+    """Scenes composed once (a fixed seed) for validation and testing, served as batches."""
+
+    def __init__(self, sources, size, batch_size, seed, whole, scale, aspect):
+        rng = np.random.default_rng(seed)
+        batch = _scene_batch(sources, np.arange(len(sources["box"])), size, rng, whole, scale,
+                             aspect)  # fmt: skip
+        self.images, self.box, self.batch_size = batch["image"], batch["box"], batch_size
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.box) / self.batch_size)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        return {"image": self.images[sl], "box": self.box[sl]}
+
+
+class SceneDataModule(_BatchDataModule):
+    """The localizer's data: whole images of an SVHN format-1 root (real or the rendered stand-in),
+    cached once at `source_size` (squashed squares that remember their real size), composed into
+    `size` x `size` scenes: a fraction `whole` as they are, the rest pasted at a random place and
+    a width of `scale` of a cluttered scene (digitrec.data.scenes). Validation holds out
+    `val_size` train images; the test scenes come from the test split. Batches: uint8 images
+    (B, 3, size, size) and union boxes (B, 4), normalized x0, y0, x1, y1."""
+
+    def __init__(self, root: str, size: int = 128, source_size: int = 96, whole: float = 0.25,
+                 scale: Sequence[float] = scenes.SCALE, aspect: Sequence[float] = (0.6, 1.8),
+                 val_size: int = 2000, split_seed: int = 0, train_size: int | None = None,
+                 test_size: int | None = 2000, batch_size: int = 64, eval_batch_size: int = 256,
+                 seed: int = 0, num_workers: int = 0, download: bool = True,
+                 cache_workers: int = 2, augmentation=None, channels: int = 3,
+                 height: int = 128, width: int = 128):  # fmt: skip
+        super().__init__()
+        if (height, width) != (size, size) or channels != 3:
+            raise ValueError(f"data.height={height}, data.width={width}, data.channels={channels}:"
+                             f" expected {size}, {size}, 3 (data.size)")  # fmt: skip
+        if not 0 <= whole <= 1 or not 0 < scale[0] <= scale[1] <= 1:
+            raise ValueError(f"data.whole={whole}, data.scale={list(scale)}: expected a "
+                             "probability and 0 < low <= high <= 1")  # fmt: skip
+        self.root, self.size = Path(root), size
+        self.pre = svhn.Preprocessing(size=source_size, whole_image=True, max_len=5)
+        self.whole, self.scale, self.aspect = whole, tuple(scale), tuple(aspect)
+        self.val_size, self.split_seed, self.train_size = val_size, split_seed, train_size
+        self.test_size, self.batch_size, self.eval_batch_size = (
+            test_size,
+            batch_size,
+            eval_batch_size,
+        )
+        self.seed, self.num_workers, self.download = seed, num_workers, download
+        self.cache_workers = cache_workers
+        self.train_set = self.val_set = self.test_set = None
+        self.rendered = False
+
+    def prepare_data(self) -> None:
+        for split in ("train", "test"):
+            svhn.build_cache(self.root, split, self.pre, self.download, self.cache_workers)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        world, rank = self._processes()
+        keys = ("images", "box", "size")
+        caches = {s: svhn.load_cache(svhn.build_cache(self.root, s, self.pre, self.download,
+                                                      self.cache_workers))
+                  for s in ("train", "test")}  # fmt: skip
+        self.rendered = caches["train"]["rendered"]
+        n = len(caches["train"]["box"])
+        if not 0 < self.val_size < n:
+            raise ValueError(f"data.val_size={self.val_size}: expected 1..{n - 1} (train has {n})")
+        order = np.random.default_rng(self.split_seed).permutation(n)
+        val, train = np.sort(order[: self.val_size]), np.sort(order[self.val_size :])
+        if self.train_size:
+            train = train[: self.train_size]
+        pick = lambda d, i: {k: d[k][i] for k in keys}  # noqa: E731
+        args = (self.whole, self.scale, self.aspect)
+        self.train_set = SceneStream(pick(caches["train"], train), self.size,
+                                     self.batch_size // world, self.seed, *args, rank)  # fmt: skip
+        self.val_set = FixedScenes(pick(caches["train"], val), self.size, self.eval_batch_size,
+                                   self.split_seed + 1, *args)  # fmt: skip
+        test = caches["test"]
+        m = min(self.test_size or len(test["box"]), len(test["box"]))
+        self.test_set = FixedScenes(pick(test, np.arange(m)), self.size, self.eval_batch_size,
+                                    self.split_seed + 2, *args)  # fmt: skip
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set)

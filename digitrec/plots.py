@@ -66,3 +66,36 @@ def finish_figure(fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> 
     plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
     return path
+
+
+def box_grid(images: np.ndarray, true: np.ndarray, pred: np.ndarray, iou: np.ndarray,
+             path: str | Path, n: int = 24, cols: int = 6) -> Path:  # fmt: skip
+    """A PNG of scenes (N, 3, H, W) with the true union box (green) and the predicted one (red),
+    titled with their IoU: the first ones, then up to a quarter of the grid of misses
+    (IoU < 0.5). Boxes are normalized x0, y0, x1, y1."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    miss = [int(i) for i in np.flatnonzero(iou < 0.5)][: n // 4]
+    picks = [i for i in range(len(iou)) if i not in set(miss)][: n - len(miss)] + miss
+    rows = -(-len(picks) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.9, rows * 2.0 + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, picks, strict=False):
+        image = np.asarray(images[i]).transpose(1, 2, 0)
+        h, w = image.shape[:2]
+        ax.imshow(image)
+        for box, color in ((true[i], "lime"), (pred[i], "red")):
+            x0, y0, x1, y1 = np.asarray(box) * [w, h, w, h]
+            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color=color, lw=1.2))
+        ax.set_title(f"IoU {iou[i]:.2f}", fontsize=8, color="black" if iou[i] >= 0.5 else "red")
+    fig.suptitle("true box (green), predicted (red) — misses (IoU < 0.5) titled in red", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -22,7 +22,8 @@ from omegaconf import DictConfig
 
 from digitrec.data.download import atomic_write_bytes
 from digitrec.data.sequences import labels_to_string
-from digitrec.plots import prediction_grid
+from digitrec.module import BoxLocalizer
+from digitrec.plots import box_grid, prediction_grid
 from digitrec.tracking import RunTracker
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if best:
             tracker.log_artifact(best, "checkpoints")
             tracker.set_tag("best_checkpoint", Path(best).resolve())
-        if model.test_predictions:
+        if model.test_predictions and isinstance(model, BoxLocalizer):
+            p = model.test_predictions
+            tracker.log_artifact(box_grid(datamodule.test_set.images, p["target"].numpy(),
+                                          p["box"].numpy(), p["iou"].numpy(),
+                                          output_dir / "test_boxes.png"))  # fmt: skip
+        elif model.test_predictions:
             grid = _prediction_grid(model, datamodule, output_dir / "test_predictions.png")
             tracker.log_artifact(grid)
             tracker.log_artifact(_confidences(model.test_predictions, output_dir))
@@ -176,14 +182,23 @@ def _confidences(predictions: dict, output_dir: Path) -> Path:
     return path
 
 
+# the headline test metrics a run prints at the end, those it has (readers or localizers)
+HEADLINES = {
+    "test/sequence_accuracy": "test sequence accuracy",
+    "test/coverage_at_98": "coverage at 98% acc.",
+    "test/digit_accuracy": "per-digit accuracy",
+    "test/mean_iou": "test mean IoU",
+    "test/iou50": "test boxes IoU >= 0.5",
+}
+
+
 def _summary(metrics: dict[str, float], tracker: RunTracker, datamodule, best: str) -> None:
-    n = len(datamodule.test_set) if datamodule.test_set is not None else 0
-    lines = [
-        "",
-        f"test sequence accuracy  {metrics.get('test/sequence_accuracy', float('nan')):.2%}"
-        f"  ({n:,} test sequences)",
-        f"coverage at 98% acc.    {metrics.get('test/coverage_at_98', float('nan')):.2%}",
-        f"per-digit accuracy      {metrics.get('test/digit_accuracy', float('nan')):.2%}",
+    n = len(datamodule.test_set.box) if datamodule.test_set is not None else 0
+    lines = [""] + [
+        f"{label:<24}{metrics[k]:.2%}" for k, label in HEADLINES.items() if k in metrics
+    ]
+    lines += [
+        f"test set                {n:,} images",
         f"training                {metrics['fit_seconds']:.0f} s, "
         f"{metrics['train_sequences_per_second']:.0f} sequences/s",
         f"MLflow run              {tracker.run_id}  (experiment {tracker.experiment_name!r})",

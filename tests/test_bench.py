@@ -92,3 +92,40 @@ def test_svhn_training_batches_throughput(benchmark):
     assert seen == n
     if benchmark.stats:
         benchmark.extra_info["images_per_s"] = n / benchmark.stats.stats.median
+
+
+def test_photo_reading_latency(benchmark):
+    """Target: median <= 20 ms to read one 640x480 photo end to end on 2 threads (localizer
+    looks + one batch of reader crops; decoding the file is not included): the default
+    localizer (conf/model/localizer.yaml) and the photo reader (experiment=photo_reader:
+    conf/model/cnn.yaml on 54x54 crops). Untrained weights: the time does not depend on them."""
+    from conftest import REPO
+    from omegaconf import OmegaConf
+
+    from digitrec.module import BoxLocalizer
+    from digitrec.reading.pipeline import PhotoReader
+
+    def plain(name, **values):
+        cfg = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml"))
+        return {**{k: v for k, v in cfg.items() if k != "_target_"}, **values}
+
+    torch.manual_seed(0)
+    reader = DigitReader(**plain("cnn", in_channels=3, height=54, width=54, max_len=5,
+                                 mean_subtract=True))  # fmt: skip
+    localizer = BoxLocalizer(**plain("localizer", in_channels=3, size=128))
+    photo_reader = PhotoReader(reader, localizer)
+    # a localizer that always answers a small box makes every photo take all its looks
+    with torch.no_grad():
+        localizer.net.head[-1].weight.zero_()
+        localizer.net.head[-1].bias.copy_(torch.tensor([0.0, 0.0, -3.0, -3.0]))
+    image = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        reading = benchmark(photo_reader, image)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(photo_reader.candidates(image)) == photo_reader.looks + len(photo_reader.scales)
+    assert 0 < reading.confidence <= 1
+    if benchmark.stats:
+        benchmark.extra_info["ms_median"] = 1e3 * benchmark.stats.stats.median

@@ -1,9 +1,10 @@
-"""`digitrec-data mnist|notmnist|svhn|street`: fetch, verify or render datasets ahead of training.
+"""`digitrec-data mnist|notmnist|svhn|street|scenes`: fetch, verify or render datasets.
 
 digitrec-data svhn                      # download + extract SVHN format 1 (train, test)
 digitrec-data svhn --splits train,test,extra
 digitrec-data street --out DIR          # render the SYNTHETIC stand-in with SVHN's real layouts
 digitrec-data street --out DIR --random 1000 --splits train
+digitrec-data scenes --root DIR --out SCENES --n 1000   # test photos: numbers pasted into clutter
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from digitrec.data.download import DownloadError
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="digitrec-data", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("dataset", choices=["mnist", "notmnist", "svhn", "street"])
+    parser.add_argument("dataset", choices=["mnist", "notmnist", "svhn", "street", "scenes"])
     parser.add_argument("--data-dir", default=None,
                         help="default: $DIGITREC_DATA_DIR, else .data")  # fmt: skip
     parser.add_argument("--splits", default="train,test", help="svhn/street: comma-separated")
     parser.add_argument("--out", default=None,
-                        help="street: output root (default <data-dir>/street)")  # fmt: skip
+                        help="street/scenes: output folder (default <data-dir>/street, "
+                             "<data-dir>/scenes)")  # fmt: skip
     parser.add_argument("--labels", default=None,
                         help="street: folder with <split>.json.gz layouts (default "
                              "<data-dir>/svhn/labels)")  # fmt: skip
@@ -33,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="street: N random layouts per split instead of a label file")  # fmt: skip
     parser.add_argument("--limit", type=int, default=0, help="street: first N layouts only")
     parser.add_argument("--workers", type=int, default=2, help="street: rendering processes")
+    parser.add_argument("--root", default=None,
+                        help="scenes: the SVHN format-1 root to take images from (default "
+                             "<data-dir>/svhn)")  # fmt: skip
+    parser.add_argument("--n", type=int, default=1000, help="scenes: how many")
+    parser.add_argument("--split", default="test", help="scenes: the split to take images from")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -49,6 +56,14 @@ def main(argv: list[str] | None = None) -> int:
             for split in splits:
                 folder = svhn.ensure_split(data_dir / "svhn", split)
                 print(f"SVHN {split} ready in {folder}")
+        elif args.dataset == "scenes":
+            from digitrec.data import scenes
+
+            root = Path(args.root) if args.root else data_dir / "svhn"
+            out = Path(args.out) if args.out else data_dir / "scenes"
+            scenes.write_scenes(root, args.split, out, args.n, seed=args.seed)
+            print(f"wrote {args.n:,} scenes (SYNTHETIC backgrounds) from {root / args.split} "
+                  f"into {out}")  # fmt: skip
         else:
             _street(args, data_dir, splits)
     except (DownloadError, ValueError, OSError, RuntimeError) as e:

@@ -501,6 +501,7 @@ class Preprocessing:
     expand: float = 0.3
     max_len: int = 5
     long_numbers: str = "class"
+    whole_image: bool = False  # True: the whole image resized to size x size (the localizer's)
     version: int = 1  # bump when the conversion code changes what it writes
 
     def __post_init__(self):
@@ -512,7 +513,10 @@ class Preprocessing:
 
     @property
     def key(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        fields = asdict(self)
+        if not self.whole_image:  # keeps the keys of caches written before the field existed
+            del fields["whole_image"]
+        blob = json.dumps(fields, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
 
@@ -524,9 +528,14 @@ def union_box(boxes: np.ndarray) -> np.ndarray:
 
 
 def crop_box(boxes: np.ndarray, width: int, height: int, expand: float) -> np.ndarray:
-    """The union box enlarged by `expand` about its center, clipped to the image, whole pixels
-    (x0, y0 rounded down, x1, y1 rounded up), at least one pixel wide and high."""
-    x0, y0, x1, y1 = union_box(boxes)
+    """The union box of (n, 5) digit boxes enlarged by `expand` (see `expand_box`)."""
+    return expand_box(union_box(boxes), width, height, expand)
+
+
+def expand_box(box: Sequence[float], width: int, height: int, expand: float) -> np.ndarray:
+    """A box x0, y0, x1, y1 enlarged by `expand` about its center, clipped to the image, whole
+    pixels (x0, y0 rounded down, x1, y1 rounded up), at least one pixel wide and high."""
+    x0, y0, x1, y1 = box
     cx, cy, w, h = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) * (1 + expand), (y1 - y0) * (1 + expand)
     out = np.array([np.floor(cx - w / 2), np.floor(cy - h / 2),
                     np.ceil(cx + w / 2), np.ceil(cy + h / 2)])  # fmt: skip
@@ -538,21 +547,28 @@ def crop_box(boxes: np.ndarray, width: int, height: int, expand: float) -> np.nd
 
 
 def preprocess(image: np.ndarray, record: Record, p: Preprocessing):
-    """(size x size x 3 uint8 crop, crop box in the image, union box in crop pixels)."""
-    import cv2
-
+    """(size x size x 3 uint8 crop, crop box in the image, union box in crop pixels). With
+    `p.whole_image` the crop is the whole image (squashed to a square)."""
     h, w = image.shape[:2]
-    box = crop_box(record.boxes, w, h, p.expand)
+    box = np.array([0, 0, w, h]) if p.whole_image else crop_box(record.boxes, w, h, p.expand)
     x0, y0, x1, y1 = box
-    patch = image[y0:y1, x0:x1]
-    shrink = patch.shape[0] > p.size or patch.shape[1] > p.size
-    out = cv2.resize(patch, (p.size, p.size),
-                     interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)  # fmt: skip
+    out = crop_resize(image, box, p.size)
     sx, sy = p.size / (x1 - x0), p.size / (y1 - y0)
     u = union_box(record.boxes)
     inner = np.clip([(u[0] - x0) * sx, (u[1] - y0) * sy, (u[2] - x0) * sx, (u[3] - y0) * sy],
                     0, p.size)  # fmt: skip
     return out, box, inner.astype(np.float32)
+
+
+def crop_resize(image: np.ndarray, box: Sequence[int], size: int) -> np.ndarray:
+    """image[y0:y1, x0:x1] resized to size x size (area averaging when shrinking)."""
+    import cv2
+
+    x0, y0, x1, y1 = (int(v) for v in box)
+    patch = image[y0:y1, x0:x1]
+    shrink = patch.shape[0] > size or patch.shape[1] > size
+    return cv2.resize(patch, (size, size),
+                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)  # fmt: skip
 
 
 def encode_labels(boxes: np.ndarray, max_len: int) -> tuple[int, np.ndarray]:

@@ -1,0 +1,1 @@
+"""Reading photos: the two-stage pipeline, digitrec-predict, digitrec-serve, digitrec-export."""
