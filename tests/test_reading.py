@@ -123,6 +123,22 @@ def test_localizer_experiment_trains_and_logs_iou(rendered_root, tmp_path):
     assert isinstance(loaded, BoxLocalizer) and loaded.net.input_shape == (3, 32, 32)
 
 
+def test_photo_reader_experiment_checkpoint_reads_photos(rendered_root, tmp_path):
+    from digitrec.train import train
+
+    cfg = compose_cfg([
+        "experiment=photo_reader", f"data.root={rendered_root}", f"paths.data_dir={tmp_path}",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"tracking.artifact_root={tmp_path}/art",
+        "data.val_size=8", "data.batch_size=8", "data.eval_batch_size=8", "+trainer.max_steps=2",
+        "trainer.max_epochs=1", "model.widths=[8,8,16,16,16]", "model.context_size=16",
+        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+    ], tmp_path)  # fmt: skip
+    train(cfg)
+    (best,) = (tmp_path / "output" / "checkpoints").glob("last.ckpt")
+    reader = PhotoReader.from_checkpoints(best)
+    assert reader.reader.mean_subtract and len(reader(photo()).box) == 4
+
+
 # ---------------------------------------------------------------------------------- images
 def test_images_in_every_mode_become_rgb(tmp_path):
     rgb = photo(30, 40)
@@ -190,6 +206,10 @@ def test_second_look_zooms_into_the_first_box(photo_reader):
     np.testing.assert_allclose(second, region[[0, 1, 0, 1]] + [0.5 * rw, 0.5 * rh, 0.55 * rw,
                                                                 0.55 * rh], atol=1)  # fmt: skip
     assert len(scaled) == len(reader.scales)
+    tiles = reader.tiles(photo(400, 600))  # the fallback's starting regions: 60% quarters
+    assert [t.tolist() for t in tiles] == [[0, 0, 360, 240], [240, 0, 600, 240],
+                                           [0, 160, 360, 400], [240, 160, 600, 400]]  # fmt: skip
+    assert len(reader.search(photo(400, 600), tiles)) == 4 * (2 + len(reader.scales))
     three = PhotoReader(photo_reader.reader, FixedLocalizer([0.5, 0.5, 0.55, 0.55]), looks=3)
     assert len(three.candidates(photo(400, 600))) == 3 + len(three.scales)
     big = PhotoReader(photo_reader.reader, FixedLocalizer([0.1, 0.1, 0.9, 0.9]))

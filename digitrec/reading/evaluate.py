@@ -41,7 +41,7 @@ def _iou(a, b) -> float:
 def evaluate(reader: PhotoReader, folder: Path, limit: int | None = None,
              progress: bool = True) -> dict:  # fmt: skip
     labels = read_labels(folder)[:limit]
-    first_look = PhotoReader(reader.reader, reader.localizer, refine=False)
+    first_look = PhotoReader(reader.reader, reader.localizer, refine=False, fallback=0.0)
     correct = dict.fromkeys(WAYS, 0)
     ious = {"two-stage": [], "first look only": []}
     seconds = []
@@ -67,6 +67,8 @@ def evaluate(reader: PhotoReader, folder: Path, limit: int | None = None,
         "iou50": {k: float(np.mean(np.array(v) >= 0.5)) for k, v in ious.items()},
         "two_stage_ms_median": 1e3 * statistics.median(seconds),
         "threads": torch.get_num_threads(),
+        "settings": {"looks": reader.looks, "zoom": reader.zoom, "scales": list(reader.scales),
+                     "fallback": reader.fallback},
     }  # fmt: skip
 
 
@@ -92,12 +94,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenes", required=True, help="a folder written by digitrec-data scenes")
     p.add_argument("--limit", type=int, default=None, help="the first N scenes only")
     p.add_argument("--out", default=None, help="write the figures as JSON here")
+    p.add_argument("--fallback", type=float, default=0.0,
+                   help="below this confidence, search again from four tiles of the photo "
+                        "(default 0: off)")  # fmt: skip
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        reader = PhotoReader.from_checkpoints(args.checkpoint, args.localizer)
+        reader = PhotoReader.from_checkpoints(
+            args.checkpoint, args.localizer, fallback=args.fallback
+        )
         result = evaluate(reader, Path(args.scenes), args.limit)
     except (FileNotFoundError, ValueError) as e:
         print(f"digitrec-evaluate-photos: {e}", file=sys.stderr)

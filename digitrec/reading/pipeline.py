@@ -59,14 +59,17 @@ class PhotoReader:
     `expand`, `image_size` and `crop` are the reader's training preprocessing (SVHN: 0.3, 64,
     54); `zoom` the size of each further look's region in units of the box before; `looks` how
     many looks at most (`refine=False`: one); `scales` the extra candidates made by scaling the
-    last box about its center."""
+    last box about its center; below a confidence of `fallback` the search starts again from
+    four overlapping tiles of `tile` x the photo's size (positions as well as scales)."""
 
     def __init__(self, reader, localizer=None, expand: float = 0.3, image_size: int = 64,
                  crop: int = 54, zoom: float = 3.0, refine: bool = True, looks: int = 3,
-                 scales: tuple[float, ...] = (1.2,)):  # fmt: skip
+                 scales: tuple[float, ...] = (1.2,), fallback: float = 0.0,
+                 tile: float = 0.6):  # fmt: skip
         self.reader, self.localizer = reader.eval(), localizer.eval() if localizer else None
         self.expand, self.image_size, self.crop = expand, image_size, crop
         self.zoom, self.refine, self.looks, self.scales = zoom, refine, looks, scales
+        self.fallback, self.tile = fallback, tile
         shape = getattr(reader.net, "input_shape", (3, crop, crop))
         if tuple(shape) != (3, crop, crop):
             raise ValueError(f"reader input {tuple(shape)}: expected (3, {crop}, {crop}) RGB "
@@ -79,13 +82,15 @@ class PhotoReader:
 
     # ------------------------------------------------------------------------- stages
     @torch.inference_mode()
-    def localize(self, image: np.ndarray, region: np.ndarray | None = None) -> np.ndarray:
-        """The localizer's box (x0, y0, x1, y1, photo pixels) for the whole photo, or within
-        `region` (x0, y0, x1, y1) of it."""
-        x0, y0, x1, y1 = region if region is not None else (0, 0, image.shape[1], image.shape[0])
-        patch = crop_resize(image, (x0, y0, x1, y1), self.loc_size)
-        box = self.localizer(torch.from_numpy(patch).permute(2, 0, 1)[None])[0].numpy()
-        return box * [x1 - x0, y1 - y0, x1 - x0, y1 - y0] + [x0, y0, x0, y0]
+    def localize(self, image: np.ndarray, regions: list[np.ndarray]) -> list[np.ndarray]:
+        """The localizer's box (x0, y0, x1, y1, photo pixels) within each region of the photo,
+        all regions in one batch."""
+        patches = np.stack([crop_resize(image, r, self.loc_size) for r in regions])
+        boxes = self.localizer(torch.from_numpy(patches).permute(0, 3, 1, 2)).numpy()
+        out = []
+        for b, (x0, y0, x1, y1) in zip(boxes.astype(np.float64), regions, strict=True):
+            out.append(b * [x1 - x0, y1 - y0, x1 - x0, y1 - y0] + [x0, y0, x0, y0])
+        return out
 
     def crops(self, image: np.ndarray, boxes: list[np.ndarray]) -> np.ndarray:
         """The reader's input for each box: + `expand` margin, image_size square, center crop."""
@@ -103,37 +108,70 @@ class PhotoReader:
         return [(labels_to_string(digits, n), float(c)) for digits, n, c in
                 zip(d.digits.numpy(), d.length.numpy(), d.confidence.numpy(), strict=True)]  # fmt: skip
 
-    def candidates(self, image: np.ndarray) -> list[np.ndarray]:
-        """Boxes to read, the last look first: each look localizes within the previous box made
-        `zoom` times larger, until `looks` looks or the region stops shrinking (the number
-        already fills the localizer's view); then the last box scaled by `scales`."""
+    def search(self, image: np.ndarray, regions: list[np.ndarray]) -> list[np.ndarray]:
+        """Coarse to fine from each starting region: each look localizes within the previous
+        box made `zoom` times larger, until `looks` looks or the region stops shrinking (the
+        number already fills the localizer's view). Returns the boxes to read: each chain's
+        looks, the last first, then its last box scaled by `scales`."""
         h, w = image.shape[:2]
-        if self.localizer is None:
-            return [np.array([0, 0, w, h], np.float64)]
-        boxes = [self.localize(image)]
-        area = float(w * h)
+        chains = [[b] for b in self.localize(image, regions)]
+        areas = [float((r[2] - r[0]) * (r[3] - r[1])) for r in regions]
         for _ in range(self.looks - 1 if self.refine else 0):
-            region = expand_box(boxes[-1], w, h, self.zoom - 1)
-            region_area = float((region[2] - region[0]) * (region[3] - region[1]))
-            if region_area > 0.8 * area:
+            active, zoomed = [], []
+            for i, chain in enumerate(chains):
+                region = expand_box(chain[-1], w, h, self.zoom - 1)
+                area = float((region[2] - region[0]) * (region[3] - region[1]))
+                if len(chain) == len(chains[0]) and area <= 0.8 * areas[i]:
+                    active.append(i)
+                    zoomed.append(region)
+                    areas[i] = area
+            if not active:
                 break
-            boxes.append(self.localize(image, region))
-            area = region_area
-        if len(boxes) == 1:
-            return boxes
-        last = boxes[-1]
-        center, half = (last[:2] + last[2:]) / 2, (last[2:] - last[:2]) / 2
-        scaled = [np.concatenate([center - half * s, center + half * s]) for s in self.scales]
-        return boxes[::-1] + scaled
+            for i, box in zip(active, self.localize(image, zoomed), strict=True):
+                chains[i].append(box)
+        boxes = []
+        for chain in chains:
+            boxes += chain[::-1]
+            if len(chain) > 1:
+                center, half = (
+                    (chain[-1][:2] + chain[-1][2:]) / 2,
+                    (chain[-1][2:] - chain[-1][:2]) / 2,
+                )
+                boxes += [
+                    np.concatenate([center - half * s, center + half * s]) for s in self.scales
+                ]
+        return boxes
 
-    def __call__(self, image: np.ndarray) -> Reading:
-        """Read one RGB uint8 photo (H, W, 3)."""
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} "
-                             f"{image.shape}")  # fmt: skip
-        boxes = self.candidates(image)
+    def candidates(self, image: np.ndarray) -> list[np.ndarray]:
+        """The boxes to read first: the search from the whole photo (the photo itself without a
+        localizer)."""
+        h, w = image.shape[:2]
+        whole = np.array([0, 0, w, h], np.float64)
+        return self.search(image, [whole]) if self.localizer is not None else [whole]
+
+    def tiles(self, image: np.ndarray) -> list[np.ndarray]:
+        """Four overlapping quarters of the photo (each `tile` of its width and height), where
+        the fallback search starts."""
+        h, w = image.shape[:2]
+        tw, th = w * self.tile, h * self.tile
+        return [np.array([x, y, x + tw, y + th]).round() for y in (0, h - th) for x in (0, w - tw)]
+
+    def _best(self, image, boxes) -> Reading:
+        """Read every box; the most confident reading wins."""
         readings = self.read_crops(self.crops(image, boxes))
         best = max(range(len(boxes)), key=lambda i: readings[i][1])
         h, w = image.shape[:2]
         box = np.clip(boxes[best], 0, [w, h, w, h])
         return Reading(readings[best][0], readings[best][1], [float(v) for v in box])
+
+    def __call__(self, image: np.ndarray) -> Reading:
+        """Read one RGB uint8 photo (H, W, 3): the search from the whole photo, and when its
+        best reading is less confident than `fallback`, the search from four tiles too."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} "
+                             f"{image.shape}")  # fmt: skip
+        reading = self._best(image, self.candidates(image))
+        if self.localizer is not None and reading.confidence < self.fallback:
+            other = self._best(image, self.search(image, self.tiles(image)))
+            reading = other if other.confidence > reading.confidence else reading
+        return reading

@@ -131,6 +131,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--every", type=int, default=1, help="--video: read every N-th frame")
     p.add_argument("--max-frames", type=int, default=None, help="--video: stop after N frames")
+    p.add_argument("--fallback", type=float, default=0.0,
+                   help="below this confidence, search again from four tiles of the photo "
+                        "(default 0: off)")  # fmt: skip
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     return p
 
@@ -142,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        reader = PhotoReader.from_checkpoints(args.checkpoint, args.localizer)
+        reader = PhotoReader.from_checkpoints(
+            args.checkpoint, args.localizer, fallback=args.fallback
+        )
         annotate = None
         if args.annotate:
             annotate = Path(args.annotate)
