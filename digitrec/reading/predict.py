@@ -139,7 +139,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_intermixed_args(argv)  # images may come before or after options
     if not args.images and args.video is None:
         parser().error("give images (files, folders, globs) or --video")
     if args.threads:
