@@ -23,7 +23,7 @@ def to_input(images: torch.Tensor, mean_subtract: bool = False) -> torch.Tensor:
     `mean_subtract`, minus each image's mean (the paper's SVHN preprocessing)."""
     if images.dim() == 3:
         images = images.unsqueeze(1)
-    x = images.float().div(255) if images.dtype == torch.uint8 else images.float()
+    x = images.float().div_(255) if images.dtype == torch.uint8 else images.float()
     return x - x.mean(dim=(1, 2, 3), keepdim=True) if mean_subtract else x
 
 

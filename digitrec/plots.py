@@ -40,29 +40,31 @@ def prediction_grid(
         ax.set_title(f"{pred[i] or '∅'} ({confidence[i]:.2f}) / {true[i]}", fontsize=8,
                      color="black" if ok else "red")  # fmt: skip
     fig.suptitle("predicted (confidence) / true — mistakes in red", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, Path(path), dpi=100)
 
 
 def finish_figure(fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> Path:
     """Label, grid and legend a one-axes figure, write it as a PNG (atomically) and close it."""
-    import io
-
-    import matplotlib.pyplot as plt
-
-    from digitrec.data.download import atomic_write_bytes
 
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _save(fig, path: Path, dpi: float | None = None) -> Path:
+    """Lay out, write as a PNG (temporary file, then rename) and close a figure."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from digitrec.data.download import atomic_write_bytes
+
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
+    fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
     return path
@@ -94,8 +96,4 @@ def box_grid(images: np.ndarray, true: np.ndarray, pred: np.ndarray, iou: np.nda
             ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color=color, lw=1.2))
         ax.set_title(f"IoU {iou[i]:.2f}", fontsize=8, color="black" if iou[i] >= 0.5 else "red")
     fig.suptitle("true box (green), predicted (red) — misses (IoU < 0.5) titled in red", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, Path(path), dpi=100)

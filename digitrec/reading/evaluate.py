@@ -13,7 +13,6 @@ machine's threads). Prints a markdown table; --out writes the figures as JSON.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -28,7 +27,7 @@ from digitrec.data.download import atomic_write_bytes
 from digitrec.data.scenes import read_labels
 from digitrec.models.localizer import box_iou
 from digitrec.reading.images import load_image
-from digitrec.reading.pipeline import PhotoReader
+from digitrec.reading.pipeline import PhotoReader, add_fallback_argument, cli_parser
 
 WAYS = ("ground-truth crop", "two-stage", "first look only", "whole photo")
 
@@ -87,16 +86,11 @@ def markdown(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="digitrec-evaluate-photos", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("checkpoint", help="the reader's checkpoint")
-    p.add_argument("--localizer", required=True, help="the localizer's checkpoint")
+    p = cli_parser("digitrec-evaluate-photos", __doc__, localizer_required=True)
     p.add_argument("--scenes", required=True, help="a folder written by digitrec-data scenes")
     p.add_argument("--limit", type=int, default=None, help="the first N scenes only")
     p.add_argument("--out", default=None, help="write the figures as JSON here")
-    p.add_argument("--fallback", type=float, default=0.0,
-                   help="below this confidence, search again from four tiles of the photo "
-                        "(default 0: off)")  # fmt: skip
+    add_fallback_argument(p)
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
     if args.threads:

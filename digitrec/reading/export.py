@@ -12,7 +12,6 @@ against PyTorch on random images before it is written (max abs difference printe
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import sys
@@ -25,7 +24,7 @@ from torch import nn
 
 from digitrec.data.download import atomic_write_bytes
 from digitrec.module import to_input
-from digitrec.reading.pipeline import load_module
+from digitrec.reading.pipeline import cli_parser, load_module
 
 TOLERANCE = 1e-4
 
@@ -112,10 +111,7 @@ def export(module, name: str, out: Path, formats: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="digitrec-export", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("checkpoint", help="the reader's checkpoint")
-    p.add_argument("--localizer", default=None, help="the localizer's checkpoint")
+    p = cli_parser("digitrec-export", __doc__)
     p.add_argument("--out", default="exported", help="output folder (default exported/)")
     p.add_argument("--formats", default="torchscript,onnx", help="comma-separated")
     args = p.parse_args(argv)

@@ -35,6 +35,24 @@ class Reading:
         return out
 
 
+def cli_parser(prog: str, doc: str | None, localizer_required: bool = False):
+    """The start every reading command shares: the reader's checkpoint and --localizer."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog=prog, description=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("checkpoint", help="the reader's checkpoint (a data=svhn run's best.ckpt)")
+    p.add_argument("--localizer", default=None, required=localizer_required,
+                   help="the localizer's checkpoint (experiment=localizer)")  # fmt: skip
+    return p
+
+
+def add_fallback_argument(p) -> None:
+    p.add_argument("--fallback", type=float, default=0.0,
+                   help="below this confidence, search again from four tiles of the photo "
+                        "(default 0: off)")  # fmt: skip
+
+
 def load_module(path: str | Path, map_location: str = "cpu"):
     """A DigitReader or BoxLocalizer from its Lightning checkpoint (weights_only: no pickle)."""
     from digitrec.module import BoxLocalizer, DigitReader

@@ -13,7 +13,6 @@ line per frame read ({"frame", "time", ...}) and writes the annotated video.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -26,7 +25,7 @@ import torch
 from digitrec.data.download import atomic_write_bytes
 from digitrec.reading.annotate import draw, encode
 from digitrec.reading.images import ImageError, expand_inputs, load_image
-from digitrec.reading.pipeline import PhotoReader
+from digitrec.reading.pipeline import PhotoReader, add_fallback_argument, cli_parser
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +48,10 @@ def read_files(reader: PhotoReader, items: list[str], annotate: Path | None) -> 
         reading = reader(image)
         _emit({"file": name, **reading.to_dict()})
         if annotate is not None:
-            suffix = Path(name).suffix.lower() if Path(name).suffix.lower() in (".jpg", ".jpeg",
-                                                                               ".png") else ".png"  # fmt: skip
-            atomic_write_bytes(annotate / (Path(name).stem + suffix), encode(draw(image, reading),
-                                                                           suffix))  # fmt: skip
+            suffix = Path(name).suffix.lower()
+            suffix = suffix if suffix in (".jpg", ".jpeg", ".png") else ".png"
+            image_out = encode(draw(image, reading), suffix)
+            atomic_write_bytes(annotate / (Path(name).stem + suffix), image_out)
     return failed
 
 
@@ -111,14 +110,9 @@ def read_video(reader: PhotoReader, source: str, out: Path | None, show: bool, e
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="digitrec-predict", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("checkpoint", help="the reader's checkpoint (a data=svhn run's best.ckpt)")
+def parser():
+    p = cli_parser("digitrec-predict", __doc__)
     p.add_argument("images", nargs="*", help="image files, folders (recursive) or globs")
-    p.add_argument("--localizer", default=None,
-                   help="the localizer's checkpoint (experiment=localizer); without it the "
-                        "whole photo is read as one crop")  # fmt: skip
     p.add_argument("--annotate", default=None, metavar="DIR",
                    help="write each image with its box and number into DIR")  # fmt: skip
     p.add_argument("--video", default=None, metavar="PATH_OR_INDEX",
@@ -131,9 +125,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--every", type=int, default=1, help="--video: read every N-th frame")
     p.add_argument("--max-frames", type=int, default=None, help="--video: stop after N frames")
-    p.add_argument("--fallback", type=float, default=0.0,
-                   help="below this confidence, search again from four tiles of the photo "
-                        "(default 0: off)")  # fmt: skip
+    add_fallback_argument(p)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     return p
 

@@ -11,7 +11,6 @@ bound to 127.0.0.1 unless --host says otherwise; one reading at a time.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -20,7 +19,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from digitrec.reading.images import ImageError, decode_image
-from digitrec.reading.pipeline import PhotoReader
+from digitrec.reading.pipeline import PhotoReader, cli_parser
 
 log = logging.getLogger(__name__)
 
@@ -159,10 +158,7 @@ def make_server(reader: PhotoReader, host: str = "127.0.0.1", port: int = 8000,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="digitrec-serve", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("checkpoint", help="the reader's checkpoint")
-    p.add_argument("--localizer", default=None, help="the localizer's checkpoint")
+    p = cli_parser("digitrec-serve", __doc__)
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-mb", type=float, default=10.0, help="largest upload, MB")
