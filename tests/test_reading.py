@@ -318,7 +318,7 @@ def test_web_app_reads_uploads_and_refuses_bad_ones(server, photo_reader, tmp_pa
     status, answer = _post(server, buffer.getvalue(), "image/png")
     assert status == 200 and answer["number"] == photo_reader(image).number
     assert (answer["width"], answer["height"]) == (320, 240) and len(answer["box"]) == 4
-    assert _post(server, b"\x89PNG\r\n\x1a\n" + b"0" * 600_000, "image/png")[0] == 413
+    assert _post(server, b"\x89PNG\r\n\x1a\n" + b"0" * 4_000_000, "image/png")[0] == 413
     status, answer = _post(server, b"hello", "text/plain")
     assert status == 415 and "JPEG or PNG" in answer["error"]
     status, answer = _post(server, b"\x89PNG\r\n\x1a\n broken", "image/png")

@@ -84,6 +84,9 @@ $("file").addEventListener("change", async () => {
 """
 
 
+DISCARD_LIMIT = 100_000_000  # an oversized upload up to this size is read and dropped
+
+
 class ReadHandler(BaseHTTPRequestHandler):
     reader: PhotoReader
     max_bytes: int
@@ -102,6 +105,19 @@ class ReadHandler(BaseHTTPRequestHandler):
 
     def _json(self, status: int, payload: dict) -> None:
         self._send(status, json.dumps(payload).encode(), "application/json")
+
+    def _discard(self, length: int) -> None:
+        """Read and drop an oversized body so the client gets the 413 instead of a reset
+        connection (a client still sending when the socket closes sees a broken pipe); past
+        DISCARD_LIMIT bytes the connection is closed unread."""
+        if length > DISCARD_LIMIT:
+            self.close_connection = True
+            return
+        while length > 0:
+            chunk = self.rfile.read(min(length, 1 << 16))
+            if not chunk:
+                break
+            length -= len(chunk)
 
     def do_GET(self):
         if self.path in ("/", "/index.html"):
@@ -123,7 +139,7 @@ class ReadHandler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.LENGTH_REQUIRED, {"error": "upload without a Content-Length"})
             return
         if length > self.max_bytes:
-            self.close_connection = True  # the body is not read
+            self._discard(length)
             self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                        {"error": f"upload of {length / 1e6:.1f} MB: at most "
                                  f"{self.max_bytes / 1e6:g} MB"})  # fmt: skip
