@@ -407,10 +407,11 @@ class SVHNDataModule(_BatchDataModule):
 
 # ----------------------------------------------------------------------- scenes (localizer)
 def _scene_batch(sources: dict[str, np.ndarray], idx: np.ndarray, size: int,
-                 rng: np.random.Generator, whole: float, scale, aspect) -> dict:  # fmt: skip
+                 rng: np.random.Generator, whole: float, zoomed: float, scale, aspect) -> dict:  # fmt: skip
     """A batch of `size` x `size` scenes and their union boxes (normalized x0, y0, x1, y1): with
-    probability `whole` the source image itself (SVHN's framing), else the source pasted into
-    clutter (digitrec.data.scenes) of a scene whose width/height is drawn from `aspect`."""
+    probability `whole` the source image itself (SVHN's framing), with probability `zoomed` a
+    view zoomed in around the number (a later look's), else the source pasted into clutter
+    (digitrec.data.scenes) of a scene whose width/height is drawn from `aspect`."""
     import cv2
 
     images = np.zeros((len(idx), size, size, 3), np.uint8)
@@ -418,9 +419,12 @@ def _scene_batch(sources: dict[str, np.ndarray], idx: np.ndarray, size: int,
     s = sources["images"].shape[1]
     for j, i in enumerate(idx):
         src, box = sources["images"][i], sources["box"][i : i + 1]
-        if rng.random() < whole:
+        draw = rng.random()
+        if draw < whole:
             images[j] = cv2.resize(src, (size, size), interpolation=cv2.INTER_LINEAR)
             boxes[j] = box[0] * (size / s)
+        elif draw < whole + zoomed:
+            images[j], boxes[j] = scenes.zoomed_view(rng, src, box[0], size)
         else:
             images[j], moved = scenes.compose(rng, src, box, tuple(sources["size"][i]),
                                               (size, size), rng.uniform(*aspect), scale)  # fmt: skip
@@ -432,9 +436,10 @@ def _scene_batch(sources: dict[str, np.ndarray], idx: np.ndarray, size: int,
 class SceneStream(IterableDataset):
     """Endless freshly composed scene batches; an epoch is one pass over the sources' count."""
 
-    def __init__(self, sources, size, batch_size, seed, whole, scale, aspect, rank: int = 0):
+    def __init__(self, sources, size, batch_size, seed, whole, zoomed, scale, aspect,
+                 rank: int = 0):  # fmt: skip
         self.sources, self.size, self.batch_size, self.seed = sources, size, batch_size, seed
-        self.whole, self.scale, self.aspect, self.rank = whole, scale, aspect, rank
+        self.mix, self.rank = (whole, zoomed, scale, aspect), rank
         self._rng: np.random.Generator | None = None
 
     def __len__(self) -> int:
@@ -447,17 +452,16 @@ class SceneStream(IterableDataset):
             self._rng = np.random.default_rng([self.seed, wid, self.rank])
         for _ in range(wid, len(self), workers):
             idx = self._rng.integers(0, len(self.sources["box"]), self.batch_size)
-            yield _scene_batch(self.sources, idx, self.size, self._rng, self.whole, self.scale,
-                               self.aspect)  # fmt: skip
+            yield _scene_batch(self.sources, idx, self.size, self._rng, *self.mix)
 
 
 class FixedScenes(Dataset):
     """Scenes composed once (a fixed seed) for validation and testing, served as batches."""
 
-    def __init__(self, sources, size, batch_size, seed, whole, scale, aspect):
+    def __init__(self, sources, size, batch_size, seed, whole, zoomed, scale, aspect):
         rng = np.random.default_rng(seed)
-        batch = _scene_batch(sources, np.arange(len(sources["box"])), size, rng, whole, scale,
-                             aspect)  # fmt: skip
+        batch = _scene_batch(sources, np.arange(len(sources["box"])), size, rng, whole, zoomed,
+                             scale, aspect)  # fmt: skip
         self.images, self.box, self.batch_size = batch["image"], batch["box"], batch_size
 
     def __len__(self) -> int:
@@ -471,13 +475,14 @@ class FixedScenes(Dataset):
 class SceneDataModule(_BatchDataModule):
     """The localizer's data: whole images of an SVHN format-1 root (real or the rendered stand-in),
     cached once at `source_size` (squashed squares that remember their real size), composed into
-    `size` x `size` scenes: a fraction `whole` as they are, the rest pasted at a random place and
-    a width of `scale` of a cluttered scene (digitrec.data.scenes). Validation holds out
+    `size` x `size` scenes: a fraction `whole` as they are, a fraction `zoomed` as the views around
+    the number that the photo reader's later looks see, the rest pasted at a random place and a
+    width of `scale` of a cluttered scene (digitrec.data.scenes). Validation holds out
     `val_size` train images; the test scenes come from the test split. Batches: uint8 images
     (B, 3, size, size) and union boxes (B, 4), normalized x0, y0, x1, y1."""
 
     def __init__(self, root: str, size: int = 128, source_size: int = 96, whole: float = 0.25,
-                 scale: Sequence[float] = scenes.SCALE, aspect: Sequence[float] = (0.6, 1.8),
+                 zoomed: float = 0.0, scale: Sequence[float] = scenes.SCALE, aspect: Sequence[float] = (0.6, 1.8),
                  val_size: int = 2000, split_seed: int = 0, train_size: int | None = None,
                  test_size: int | None = 2000, batch_size: int = 64, eval_batch_size: int = 256,
                  seed: int = 0, num_workers: int = 0, download: bool = True,
@@ -487,12 +492,15 @@ class SceneDataModule(_BatchDataModule):
         if (height, width) != (size, size) or channels != 3:
             raise ValueError(f"data.height={height}, data.width={width}, data.channels={channels}:"
                              f" expected {size}, {size}, 3 (data.size)")  # fmt: skip
-        if not 0 <= whole <= 1 or not 0 < scale[0] <= scale[1] <= 1:
-            raise ValueError(f"data.whole={whole}, data.scale={list(scale)}: expected a "
-                             "probability and 0 < low <= high <= 1")  # fmt: skip
+        mix_ok = 0 <= whole and 0 <= zoomed and whole + zoomed <= 1
+        if not mix_ok or not 0 < scale[0] <= scale[1] <= 1:
+            raise ValueError(f"data.whole={whole}, data.zoomed={zoomed}, data.scale={list(scale)}:"
+                             " expected probabilities summing to at most 1 and 0 < low <= high"
+                             " <= 1")  # fmt: skip
         self.root, self.size = Path(root), size
         self.pre = svhn.Preprocessing(size=source_size, whole_image=True, max_len=5)
-        self.whole, self.scale, self.aspect = whole, tuple(scale), tuple(aspect)
+        self.whole, self.zoomed = whole, zoomed
+        self.scale, self.aspect = tuple(scale), tuple(aspect)
         self.val_size, self.split_seed, self.train_size = val_size, split_seed, train_size
         self.test_size, self.batch_size, self.eval_batch_size = (
             test_size,
@@ -525,7 +533,7 @@ class SceneDataModule(_BatchDataModule):
         if self.train_size:
             train = train[: self.train_size]
         pick = lambda d, i: {k: d[k][i] for k in keys}  # noqa: E731
-        args = (self.whole, self.scale, self.aspect)
+        args = (self.whole, self.zoomed, self.scale, self.aspect)
         self.train_set = SceneStream(pick(caches["train"], train), self.size,
                                      self.batch_size // world, self.seed, *args, rank)  # fmt: skip
         self.val_set = FixedScenes(pick(caches["train"], val), self.size, self.eval_batch_size,

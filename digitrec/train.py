@@ -49,7 +49,23 @@ def _build(cfg: DictConfig):
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     model = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
                         _convert_="all")  # fmt: skip
+    if cfg.get("init_from"):
+        init_weights(model, cfg.init_from)
     return datamodule, model
+
+
+def init_weights(model: pl.LightningModule, path: str) -> None:
+    """Load a checkpoint's weights into `model` (`init_from=`: fine-tuning starts a new run with
+    a fresh optimizer and schedule, unlike `ckpt_path=`, which resumes the old one)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"init_from={path}: no such checkpoint file")
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    try:
+        model.load_state_dict(state["state_dict"])
+    except (KeyError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"init_from={path}: its weights do not fit this model ({first}); "
+                         "use the same model config it was trained with") from None  # fmt: skip
 
 
 def _fit_and_test(cfg, model, datamodule, callbacks, **trainer_kwargs):
@@ -112,6 +128,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
                  f"{cost['parameters']:,}", f"{cost['macs_per_image']:,}")  # fmt: skip
         if tracker.resumed:
             tracker.set_tag("resumed_from", cfg.ckpt_path)
+        if cfg.get("init_from"):
+            tracker.set_tag("init_from", cfg.init_from)
         else:
             tracker.log_config(cost)
             tracker.log_metrics({f"model/{k}": float(v) for k, v in cost.items()}, step=0)

@@ -18,7 +18,7 @@ from digitrec.data import scenes, street
 from digitrec.datamodules import SceneDataModule
 from digitrec.models.localizer import box_iou
 from digitrec.module import BoxLocalizer, DigitReader
-from digitrec.reading import export, predict, serve
+from digitrec.reading import evaluate, export, predict, serve
 from digitrec.reading.images import ImageError, decode_image, expand_inputs, load_image
 from digitrec.reading.pipeline import PhotoReader, load_module
 
@@ -85,6 +85,30 @@ def test_compose_moves_the_box_with_the_pasted_image():
         assert 0.15 * 320 / 2 - 2 <= w <= 0.6 * 320 / 2 + 2  # the block is half the source width
 
 
+def test_zoomed_view_puts_the_number_where_its_box_says_at_a_later_looks_scale():
+    rng = np.random.default_rng(0)
+    source = np.zeros((96, 96, 3), np.uint8)  # a squashed source: the number is a white block
+    source[40:60, 30:50] = 255
+    for _ in range(20):
+        view, (x0, y0, x1, y1) = scenes.zoomed_view(rng, source, np.array([30, 40, 50, 60]), 128)
+        assert view.shape == (128, 128, 3)
+        assert 0 <= x0 < x1 <= 128 and 0 <= y0 < y1 <= 128  # the whole number is in view
+        assert 0.2 * 128 - 1e-3 <= x1 - x0 <= 0.6 * 128 + 1e-3  # at scenes.ZOOMED of the width
+        assert 0.75 * (x1 - x0) - 1e-3 <= y1 - y0 <= min(0.9 * 128, 4 / 3 * (x1 - x0)) + 1e-3
+        # white exactly inside the box, dark just outside it (interpolation blurs s/2 pixels)
+        mx, my = int(np.ceil((x1 - x0) / 40)) + 1, int(np.ceil((y1 - y0) / 40)) + 1
+        assert view[int(y0) + my : int(y1) - my, int(x0) + mx : int(x1) - mx].min() >= 250
+        cy, cx = int((y0 + y1) / 2), int((x0 + x1) / 2)
+        for y, x in (
+            (cy, int(x0) - mx),
+            (cy, int(x1) + mx),
+            (int(y0) - my, cx),
+            (int(y1) + my, cx),
+        ):
+            if 0 <= x < 128 and 0 <= y < 128:
+                assert view[y, x].max() < 250
+
+
 def test_scene_datamodule_batches(rendered_root):
     dm = SceneDataModule(str(rendered_root), size=64, source_size=48, val_size=8, test_size=6,
                          batch_size=4, eval_batch_size=5, height=64, width=64)  # fmt: skip
@@ -95,6 +119,13 @@ def test_scene_datamodule_batches(rendered_root):
     box = batch["box"]
     assert ((box >= 0) & (box <= 1)).all() and (box[:, 2:] > box[:, :2]).all()
     assert len(dm.val_set.box) == 8 and len(dm.test_set.box) == 6 and dm.rendered
+    zoomed = SceneDataModule(str(rendered_root), size=64, source_size=48, whole=0.0, zoomed=1.0,
+                             val_size=8, test_size=6, height=64, width=64)  # fmt: skip
+    zoomed.setup()
+    widths = zoomed.val_set.box[:, 2] - zoomed.val_set.box[:, 0]
+    assert ((widths >= 0.2 - 1e-4) & (widths <= 0.6 + 1e-4)).all()  # every one a later look's view
+    with pytest.raises(ValueError, match="data.whole=0.8, data.zoomed=0.5"):
+        SceneDataModule(str(rendered_root), whole=0.8, zoomed=0.5)
     with pytest.raises(ValueError, match="data.height=32"):
         SceneDataModule(str(rendered_root), size=64, height=32, width=64)
 
@@ -226,6 +257,31 @@ def test_reader_checkpoint_carries_mean_subtraction(checkpoints):
     with torch.no_grad():  # flat images of any brightness are the same after subtraction
         assert torch.allclose(reader(dark)[0], reader(light)[0], atol=1e-5)
         assert not torch.allclose(plain(dark)[0], plain(light)[0], atol=1e-3)
+
+
+def test_scenes_folder_and_evaluate_photos(rendered_root, checkpoints, tmp_path, capsys):
+    folder = scenes.write_scenes(rendered_root, "test", tmp_path / "scenes", n=4, progress=False)
+    labels = scenes.read_labels(folder)
+    assert len(labels) == 4
+    for item in labels:
+        image = load_image(folder / item["name"])
+        assert (image.shape[1], image.shape[0]) == tuple(item["size"]) in scenes.SCENE_SIZES
+        x0, y0, x1, y1 = item["box"]
+        assert 0 <= x0 < x1 <= image.shape[1] and 0 <= y0 < y1 <= image.shape[0]
+        assert item["number"].isdigit() and len(item["boxes"]) == len(item["number"])
+    out = tmp_path / "result.json"
+    assert evaluate.main([str(checkpoints[0]), "--localizer", str(checkpoints[1]), "--scenes",
+                          str(folder), "--out", str(out)]) == 0  # fmt: skip
+    result = json.loads(out.read_text())
+    assert result["images"] == 4 and set(result["sequence_accuracy"]) == set(evaluate.WAYS)
+    e = result["two_stage_errors"]
+    wrong, elsewhere, small, misread = (e[k] for k in evaluate.MISSES)
+    assert wrong == elsewhere + misread and small <= elsewhere
+    # errors are counted only where the ground-truth crop was right
+    assert wrong <= round(4 * result["sequence_accuracy"]["ground-truth crop"])
+    assert "wrong where the ground-truth crop is right" in capsys.readouterr().out
+    assert evaluate.main([str(checkpoints[0]), "--localizer", str(checkpoints[1]), "--scenes",
+                          str(tmp_path / "none")]) == 2  # fmt: skip
 
 
 # ------------------------------------------------------------------------ digitrec-predict

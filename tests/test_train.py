@@ -125,3 +125,25 @@ def test_learns_real_mnist_sequences_in_about_a_minute(tmp_path, real_data_dir):
     ]  # fmt: skip
     metrics = train(compose_cfg(overrides, tmp_path))
     assert metrics["test/sequence_accuracy"] > 0.5, metrics
+
+
+def test_init_from_starts_from_a_checkpoints_weights_and_refuses_another_model(
+    tmp_path, fake_data_dir
+):
+    from digitrec.train import _build
+
+    base = small_overrides(tmp_path, fake_data_dir) + ["trainer.max_epochs=1"]
+    train(compose_cfg(base, tmp_path))
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (run,) = client.search_runs([client.get_experiment_by_name("mnist_seq").experiment_id])
+    best = run.data.tags["best_checkpoint"]
+    trained = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    _, fresh = _build(compose_cfg(base, tmp_path))
+    _, started = _build(compose_cfg(base + [f"init_from={best}"], tmp_path))
+    assert any(not torch.equal(v, trained[k]) for k, v in fresh.state_dict().items())
+    for k, v in started.state_dict().items():
+        torch.testing.assert_close(v, trained[k], rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"init_from=.*do not fit this model"):
+        _build(compose_cfg(base + [f"init_from={best}", "model.head=shared"], tmp_path))
+    with pytest.raises(FileNotFoundError, match="init_from=nope.ckpt: no such checkpoint"):
+        _build(compose_cfg(base + ["init_from=nope.ckpt"], tmp_path))

@@ -6,7 +6,8 @@ a gradient, rectangles like windows and doors, lines, noise and blur), and the n
 moves with it. Two uses:
 
 - the localizer's data (`data=scenes`, digitrec.datamodules.SceneDataModule): scenes composed on
-  the fly at the localizer's input size from whole-image caches;
+  the fly at the localizer's input size from whole-image caches, and zoomed views around the
+  number (what the photo reader's second and third looks see);
 - a generated test set of full-size photos (`digitrec-data scenes`): PNGs plus `labels.json`
   (number, union box, digit boxes per file), on which the two-stage reader is measured against
   the same reader on ground-truth crops (experiments/photo_reader).
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 SCENE_SIZES = ((640, 480), (480, 640), (800, 600), (1024, 768), (1280, 720))
 SCALE = (0.15, 0.6)  # the pasted image's width as a fraction of the scene's
+ZOOMED = (0.2, 0.6)  # the number's width as a fraction of a zoomed view's (a later look's)
 MARKER = "SCENES.md"
 
 
@@ -98,6 +100,34 @@ def compose(rng: np.random.Generator, source: np.ndarray, boxes: np.ndarray,
     sx, sy = w / source.shape[1], h / source.shape[0]
     moved = np.asarray(boxes, np.float32) * [sx, sy, sx, sy] + [x, y, x, y]
     return scene, moved.astype(np.float32)
+
+
+def zoomed_view(rng: np.random.Generator, source: np.ndarray, box: np.ndarray, size: int,
+                fraction: Sequence[float] = ZOOMED) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """What the photo reader's later looks see: a size x size view around the number (a region
+    a few times its box, squashed to a square) in which the number's box spans `fraction` of the
+    view's width (its height: that x 0.75-1.33, as a localizer's boxes err), off-center, and the
+    rest is the source image or, past its edges, clutter. `box` (4,) x0, y0, x1, y1 in source
+    pixels. Returns the view and the box in view pixels."""
+    import cv2
+
+    sh, sw = source.shape[:2]
+    x0, y0, x1, y1 = np.asarray(box, np.float64)
+    fw = rng.uniform(*fraction)
+    fh = min(0.9, fw * np.exp(rng.uniform(np.log(0.75), np.log(4 / 3))))
+    vw, vh = max(x1 - x0, 0.5) / fw, max(y1 - y0, 0.5) / fh  # the view in source pixels
+    # the number's center anywhere that keeps its box inside the view
+    cx = (x0 + x1) / 2 + rng.uniform(-0.5, 0.5) * (vw - (x1 - x0))
+    cy = (y0 + y1) / 2 + rng.uniform(-0.5, 0.5) * (vh - (y1 - y0))
+    vx0, vy0 = cx - vw / 2, cy - vh / 2
+    sx, sy = size / vw, size / vh
+    view = clutter(rng, size, size)
+    # boxes are in corner coordinates (pixel i spans [i, i + 1]), warpAffine maps pixel centers
+    m = np.array([[sx, 0, (0.5 - vx0) * sx - 0.5], [0, sy, (0.5 - vy0) * sy - 0.5]], np.float64)
+    cv2.warpAffine(source, m, (size, size), dst=view, flags=cv2.INTER_LINEAR,
+                   borderMode=cv2.BORDER_TRANSPARENT)  # fmt: skip
+    moved = np.array([(x0 - vx0) * sx, (y0 - vy0) * sy, (x1 - vx0) * sx, (y1 - vy0) * sy])
+    return view, moved.astype(np.float32)
 
 
 # ------------------------------------------------------------------- a test set of photos

@@ -7,8 +7,9 @@ Reads every scene four ways with the same reader and compares sequence accuracy:
 ground-truth crops (the labelled union box, the paper's crop), two-stage (the full pipeline:
 localizer, second look, most confident candidate), first look only (the localizer's box on the
 whole photo, no second look) and whole photo (no localizer). Also the IoU of the two-stage and
-first-look boxes with the true union box, and the two-stage time per photo (median, this
-machine's threads). Prints a markdown table; --out writes the figures as JSON.
+first-look boxes with the true union box, the two-stage reader's errors where the
+ground-truth crop is right (box elsewhere — and how many of those numbers are small — or found
+but misread) and the two-stage time per photo (median, this machine's threads). Prints a markdown table; --out writes the figures as JSON.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from digitrec.reading.images import load_image
 from digitrec.reading.pipeline import PhotoReader, add_fallback_argument, cli_parser
 
 WAYS = ("ground-truth crop", "two-stage", "first look only", "whole photo")
+SMALL = 0.03  # a number narrower than this fraction of the photo's width is "small"
+MISSES = ("wrong, ground-truth crop right", "box elsewhere (IoU < 0.1)",
+          "box elsewhere, number < 3% of the photo's width", "box found, misread")  # fmt: skip
 
 
 def _iou(a, b) -> float:
@@ -44,6 +48,7 @@ def evaluate(reader: PhotoReader, folder: Path, limit: int | None = None,
     correct = dict.fromkeys(WAYS, 0)
     ious = {"two-stage": [], "first look only": []}
     seconds = []
+    misses = dict.fromkeys(MISSES, 0)
     for item in tqdm(labels, desc="reading scenes", unit="img", disable=not progress):
         image = load_image(folder / item["name"])
         truth, true_box = item["number"], item["box"]
@@ -58,12 +63,18 @@ def evaluate(reader: PhotoReader, folder: Path, limit: int | None = None,
             correct[way] += number == truth
         ious["two-stage"].append(_iou(two.box, true_box))
         ious["first look only"].append(_iou(first.box, true_box))
+        if gt == truth and two.number != truth:  # what localization lost
+            missed = ious["two-stage"][-1] < 0.1
+            small = (true_box[2] - true_box[0]) < SMALL * w
+            for key, hit in zip(MISSES, (True, missed, missed and small, not missed), strict=True):
+                misses[key] += hit
     n = len(labels)
     return {
         "scenes": str(folder), "images": n,
         "sequence_accuracy": {way: correct[way] / n for way in WAYS},
         "mean_iou": {k: float(np.mean(v)) for k, v in ious.items()},
         "iou50": {k: float(np.mean(np.array(v) >= 0.5)) for k, v in ious.items()},
+        "two_stage_errors": misses,
         "two_stage_ms_median": 1e3 * statistics.median(seconds),
         "threads": torch.get_num_threads(),
         "settings": {"looks": reader.looks, "zoom": reader.zoom, "scales": list(reader.scales),
@@ -80,6 +91,10 @@ def markdown(r: dict) -> str:
         iou = r["mean_iou"].get(way)
         rows.append(f"| {way} | {acc:.2%} | {100 * (acc - gt):+.2f} points | "
                     + (f"{iou:.3f} | {r['iou50'][way]:.2%} |" if iou is not None else "– | – |"))  # fmt: skip
+    e = r["two_stage_errors"]
+    rows.append(f"\ntwo-stage {e[MISSES[0]]} wrong where the ground-truth crop is right: "
+                f"{e[MISSES[1]]} with the box elsewhere (IoU < 0.1; {e[MISSES[2]]} of them numbers"
+                f" under 3% of the photo's width), {e[MISSES[3]]} found but misread")  # fmt: skip
     rows.append(f"\n{r['images']} scenes; two-stage median {r['two_stage_ms_median']:.1f} ms a "
                 f"photo (decoded, {r['threads']} threads)")  # fmt: skip
     return "\n".join(rows)
