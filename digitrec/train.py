@@ -128,11 +128,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
                  f"{cost['parameters']:,}", f"{cost['macs_per_image']:,}")  # fmt: skip
         if tracker.resumed:
             tracker.set_tag("resumed_from", cfg.ckpt_path)
-        if cfg.get("init_from"):
-            tracker.set_tag("init_from", cfg.init_from)
         else:
             tracker.log_config(cost)
             tracker.log_metrics({f"model/{k}": float(v) for k, v in cost.items()}, step=0)
+        if cfg.get("init_from"):
+            tracker.set_tag("init_from", cfg.init_from)
         callbacks = [*_callbacks(cfg), _RunIdInCheckpoint(tracker.run_id)]
         logger = tracker.lightning_logger()
         trainer, metrics, best, fit_seconds = _fit_and_test(

@@ -143,6 +143,11 @@ def test_init_from_starts_from_a_checkpoints_weights_and_refuses_another_model(
     assert any(not torch.equal(v, trained[k]) for k, v in fresh.state_dict().items())
     for k, v in started.state_dict().items():
         torch.testing.assert_close(v, trained[k], rtol=0, atol=0)
+    train(compose_cfg(base + [f"init_from={best}"], tmp_path))  # a new run, tracked in full
+    runs = client.search_runs([client.get_experiment_by_name("mnist_seq").experiment_id])
+    (tuned,) = [r for r in runs if r.info.run_id != run.info.run_id]
+    assert tuned.data.tags["init_from"] == best and tuned.data.params["init_from"] == best
+    assert tuned.data.params["model.depth"] == "5" and "model/parameters" in tuned.data.metrics
     with pytest.raises(ValueError, match=r"init_from=.*do not fit this model"):
         _build(compose_cfg(base + [f"init_from={best}", "model.head=shared"], tmp_path))
     with pytest.raises(FileNotFoundError, match="init_from=nope.ckpt: no such checkpoint"):
