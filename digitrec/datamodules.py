@@ -407,7 +407,8 @@ class SVHNDataModule(_BatchDataModule):
 
 # ----------------------------------------------------------------------- scenes (localizer)
 def _scene_batch(sources: dict[str, np.ndarray], idx: np.ndarray, size: int,
-                 rng: np.random.Generator, whole: float, zoomed: float, scale, aspect) -> dict:  # fmt: skip
+                 rng: np.random.Generator, whole: float, zoomed: float, scale,
+                 aspect) -> dict:  # fmt: skip
     """A batch of `size` x `size` scenes and their union boxes (normalized x0, y0, x1, y1): with
     probability `whole` the source image itself (SVHN's framing), with probability `zoomed` a
     view zoomed in around the number (a later look's), else the source pasted into clutter
@@ -482,8 +483,9 @@ class SceneDataModule(_BatchDataModule):
     (B, 3, size, size) and union boxes (B, 4), normalized x0, y0, x1, y1."""
 
     def __init__(self, root: str, size: int = 128, source_size: int = 96, whole: float = 0.25,
-                 zoomed: float = 0.0, scale: Sequence[float] = scenes.SCALE, aspect: Sequence[float] = (0.6, 1.8),
-                 val_size: int = 2000, split_seed: int = 0, train_size: int | None = None,
+                 zoomed: float = 0.0, scale: Sequence[float] = scenes.SCALE,
+                 aspect: Sequence[float] = (0.6, 1.8), val_size: int = 2000,
+                 split_seed: int = 0, train_size: int | None = None,
                  test_size: int | None = 2000, batch_size: int = 64, eval_batch_size: int = 256,
                  seed: int = 0, num_workers: int = 0, download: bool = True,
                  cache_workers: int = 2, augmentation=None, channels: int = 3,

@@ -111,7 +111,6 @@ def zoomed_view(rng: np.random.Generator, source: np.ndarray, box: np.ndarray, s
     pixels. Returns the view and the box in view pixels."""
     import cv2
 
-    sh, sw = source.shape[:2]
     x0, y0, x1, y1 = np.asarray(box, np.float64)
     fw = rng.uniform(*fraction)
     fh = min(0.9, fw * np.exp(rng.uniform(np.log(0.75), np.log(4 / 3))))

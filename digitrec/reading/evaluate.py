@@ -9,7 +9,8 @@ localizer, second look, most confident candidate), first look only (the localize
 whole photo, no second look) and whole photo (no localizer). Also the IoU of the two-stage and
 first-look boxes with the true union box, the two-stage reader's errors where the
 ground-truth crop is right (box elsewhere — and how many of those numbers are small — or found
-but misread) and the two-stage time per photo (median, this machine's threads). Prints a markdown table; --out writes the figures as JSON.
+but misread) and the two-stage time per photo (median, this machine's threads). Prints a
+markdown table; --out writes the figures as JSON.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from digitrec.reading.pipeline import PhotoReader, add_fallback_argument, cli_pa
 WAYS = ("ground-truth crop", "two-stage", "first look only", "whole photo")
 SMALL = 0.03  # a number narrower than this fraction of the photo's width is "small"
 MISSES = ("wrong, ground-truth crop right", "box elsewhere (IoU < 0.1)",
-          "box elsewhere, number < 3% of the photo's width", "box found, misread")  # fmt: skip
+          f"box elsewhere, number < {SMALL:.0%} of the photo's width", "box found, misread")  # fmt: skip
 
 
 def _iou(a, b) -> float:
@@ -94,7 +95,7 @@ def markdown(r: dict) -> str:
     e = r["two_stage_errors"]
     rows.append(f"\ntwo-stage {e[MISSES[0]]} wrong where the ground-truth crop is right: "
                 f"{e[MISSES[1]]} with the box elsewhere (IoU < 0.1; {e[MISSES[2]]} of them numbers"
-                f" under 3% of the photo's width), {e[MISSES[3]]} found but misread")  # fmt: skip
+                f" under {SMALL:.0%} of the photo's width), {e[MISSES[3]]} found but misread")  # fmt: skip
     rows.append(f"\n{r['images']} scenes; two-stage median {r['two_stage_ms_median']:.1f} ms a "
                 f"photo (decoded, {r['threads']} threads)")  # fmt: skip
     return "\n".join(rows)
