@@ -34,6 +34,8 @@ class _Trainable(pl.LightningModule):
     def __init__(self, optimizer: partial | None, scheduler: partial | None):
         super().__init__()
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self._eval: dict[str, list] = defaultdict(list)  # per-stage batch outputs
+        self.test_predictions: dict[str, torch.Tensor] = {}  # the last test epoch's, for plots
 
     # evaluation: subclasses collect per batch (`_eval_step`) and score the epoch (`_eval_end`)
     def validation_step(self, batch, batch_idx):
@@ -93,8 +95,6 @@ class DigitReader(_Trainable):
         self.net = DigitNet(**net, blank=loss == "blank")
         self.mean_subtract = mean_subtract
         self.max_len = self.net.max_len
-        self._eval: dict[str, list] = defaultdict(list)
-        self.test_predictions: dict[str, torch.Tensor] = {}
 
     def forward(
         self, images: torch.Tensor, teacher: torch.Tensor | None = None
@@ -182,8 +182,6 @@ class BoxLocalizer(_Trainable):
                              "expected non-negative weights, not both 0")  # fmt: skip
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         self.net = BoxNet(**net)
-        self._eval: dict[str, list] = defaultdict(list)
-        self.test_predictions: dict[str, torch.Tensor] = {}
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(to_input(images))

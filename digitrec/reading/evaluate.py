@@ -45,7 +45,7 @@ def _iou(a, b) -> float:
 def evaluate(reader: PhotoReader, folder: Path, limit: int | None = None,
              progress: bool = True) -> dict:  # fmt: skip
     labels = read_labels(folder)[:limit]
-    first_look = PhotoReader(reader.reader, reader.localizer, refine=False, fallback=0.0)
+    first_look = PhotoReader(reader.reader, reader.localizer, looks=1, fallback=0.0)
     correct = dict.fromkeys(WAYS, 0)
     ious = {"two-stage": [], "first look only": []}
     seconds = []
@@ -65,10 +65,13 @@ def evaluate(reader: PhotoReader, folder: Path, limit: int | None = None,
         ious["two-stage"].append(_iou(two.box, true_box))
         ious["first look only"].append(_iou(first.box, true_box))
         if gt == truth and two.number != truth:  # what localization lost
-            missed = ious["two-stage"][-1] < 0.1
-            small = (true_box[2] - true_box[0]) < SMALL * w
-            for key, hit in zip(MISSES, (True, missed, missed and small, not missed), strict=True):
-                misses[key] += hit
+            wrong, elsewhere, small, misread = MISSES
+            misses[wrong] += 1
+            if ious["two-stage"][-1] < 0.1:
+                misses[elsewhere] += 1
+                misses[small] += (true_box[2] - true_box[0]) < SMALL * w
+            else:
+                misses[misread] += 1
     n = len(labels)
     return {
         "scenes": str(folder), "images": n,

@@ -76,17 +76,19 @@ class PhotoReader:
 
     `expand`, `image_size` and `crop` are the reader's training preprocessing (SVHN: 0.3, 64,
     54); `zoom` the size of each further look's region in units of the box before; `looks` how
-    many looks at most (`refine=False`: one); `scales` the extra candidates made by scaling the
+    many looks at most (1: the whole photo only); `scales` the extra candidates made by scaling the
     last box about its center; below a confidence of `fallback` the search starts again from
     four overlapping tiles of `tile` x the photo's size (positions as well as scales)."""
 
     def __init__(self, reader, localizer=None, expand: float = 0.3, image_size: int = 64,
-                 crop: int = 54, zoom: float = 3.0, refine: bool = True, looks: int = 3,
+                 crop: int = 54, zoom: float = 3.0, looks: int = 3,
                  scales: tuple[float, ...] = (1.2,), fallback: float = 0.0,
                  tile: float = 0.6):  # fmt: skip
         self.reader, self.localizer = reader.eval(), localizer.eval() if localizer else None
         self.expand, self.image_size, self.crop = expand, image_size, crop
-        self.zoom, self.refine, self.looks, self.scales = zoom, refine, looks, scales
+        if looks < 1:
+            raise ValueError(f"looks={looks}: expected at least 1")
+        self.zoom, self.looks, self.scales = zoom, looks, scales
         self.fallback, self.tile = fallback, tile
         shape = getattr(reader.net, "input_shape", (3, crop, crop))
         if tuple(shape) != (3, crop, crop):
@@ -134,7 +136,7 @@ class PhotoReader:
         h, w = image.shape[:2]
         chains = [[b] for b in self.localize(image, regions)]
         areas = [float((r[2] - r[0]) * (r[3] - r[1])) for r in regions]
-        for _ in range(self.looks - 1 if self.refine else 0):
+        for _ in range(self.looks - 1):
             active, zoomed = [], []
             for i, chain in enumerate(chains):
                 region = expand_box(chain[-1], w, h, self.zoom - 1)
