@@ -5,10 +5,13 @@
     digitrec-compare 3f2a...e9                     # the children of a sweep parent run (its id)
     digitrec-compare mnist_search svhn_search      # several targets, one table each
     digitrec-compare mnist_search --markdown       # or --csv, for reports
+    digitrec-compare RUN_ID RUN_ID ...             # plain runs (not sweeps): one table of them
 
 Rows are sorted by the objective (a sweep's own objective, else val/sequence_accuracy; --objective
-to change it); the columns are the headline metrics and only the parameters that vary between the
-runs. Below each table: the best run and its checkpoint (the local file, and its MLflow artifact).
+to change it); the columns are the headline metrics, each evaluation suite's sequence accuracy
+(`suite/<name>/sequence_accuracy`, conf/eval/; --metric adds any other metric, e.g.
+suite/fixed_pitch/sequence_accuracy_len3) and only the parameters that vary between the runs.
+Below each table: the best run and its checkpoint (the local file, and its MLflow artifact).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from digitrec.data.suites import suite_names
 from digitrec.tracking import add_uri_argument, children_of, latest_sweep, open_store, run_overrides
 
 DEFAULT_OBJECTIVE = "val/sequence_accuracy"
@@ -43,6 +47,8 @@ def resolve(client: MlflowClient, target: str, newest_sweep: bool):
             parent = client.get_run(target)
         except MlflowException as e:
             raise CompareError(f"no run {target} in {client.tracking_uri}") from e
+        if parent.data.tags.get("sweep") != "true":  # a plain run: a table of its own kind
+            return "runs", [parent], DEFAULT_OBJECTIVE, True
         return _sweep(client, parent)
     exp = client.get_experiment_by_name(target)
     if exp is None:
@@ -77,7 +83,14 @@ def varying_params(runs) -> list[str]:
     return [k for k in varying if k in chosen] or varying
 
 
-def table(runs, objective: str, maximize: bool) -> tuple[list[str], list[list[str]]]:
+def suite_columns(runs) -> list[str]:
+    """Each evaluation suite's sequence accuracy, for the suites any of the runs has."""
+    names = sorted({n for r in runs for n in suite_names(r.data.metrics)})
+    return [f"suite/{n}/sequence_accuracy" for n in names]
+
+
+def table(runs, objective: str, maximize: bool,
+          extra: list[str] = ()) -> tuple[list[str], list[list[str]]]:  # fmt: skip
     """Header and rows, best first; runs without the objective (failed, running) last."""
 
     def key(run):
@@ -89,6 +102,7 @@ def table(runs, objective: str, maximize: bool) -> tuple[list[str], list[list[st
     runs = sorted(runs, key=key)
     params = varying_params(runs)
     metrics = [objective] + [m for m in METRICS if m != objective]
+    metrics += [m for m in [*suite_columns(runs), *extra] if m not in metrics]
     header = ["rank", "run", "status", *metrics, *params]
     rows = []
     for i, run in enumerate(runs, 1):
@@ -147,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="an experiment's latest sweep instead of all its runs")  # fmt: skip
     parser.add_argument("--objective", help="sort by this metric (default: the sweep's objective)")
     parser.add_argument("--min", action="store_true", help="lower objective is better")
+    parser.add_argument("--metric", action="append", default=[],
+                        help="another metric column (repeatable)")  # fmt: skip
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--csv", action="store_const", const="csv", dest="style")
     group.add_argument("--markdown", action="store_const", const="markdown", dest="style")
@@ -157,15 +173,22 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"digitrec-compare: {e}", file=sys.stderr)
         return 1
-    tables = []
+    resolved = []
     for target in args.targets:
         try:
             title, runs, objective, maximize = resolve(client, target, args.latest_sweep)
         except CompareError as e:
             print(f"digitrec-compare: {e}", file=sys.stderr)
             return 1
+        if title == "runs" and resolved and resolved[-1][1] == "runs":  # plain runs: one table
+            resolved[-1][2].extend(runs)
+        else:
+            resolved.append([target, title, runs, objective, maximize])
+    tables = []
+    for target, title, runs, objective, maximize in resolved:
         objective, maximize = args.objective or objective, maximize and not args.min
-        tables.append((target, title, runs, objective, maximize, *table(runs, objective, maximize)))
+        tables.append((target, title, runs, objective, maximize,
+                       *table(runs, objective, maximize, args.metric)))  # fmt: skip
     if args.style == "csv":  # one CSV: the target as the first column, the union of the columns
         columns = ["target"] + list(dict.fromkeys(c for t in tables for c in t[5]))
         rows = [[t[0]] + [dict(zip(t[5], r, strict=True)).get(c, "") for c in columns[1:]]

@@ -20,8 +20,11 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from digitrec.data import suites as suite_configs
 from digitrec.data.download import atomic_write_bytes
 from digitrec.data.sequences import labels_to_string
+from digitrec.data.suites import suite_names
+from digitrec.evaluate import evaluate_suites, suite_base
 from digitrec.module import BoxLocalizer
 from digitrec.plots import box_grid, prediction_grid
 from digitrec.tracking import RunTracker
@@ -52,6 +55,14 @@ def _build(cfg: DictConfig):
     if cfg.get("init_from"):
         init_weights(model, cfg.init_from)
     return datamodule, model
+
+
+def _suites(cfg: DictConfig, datamodule) -> list[suite_configs.Suite]:
+    """The selected evaluation suites (`eval=[...]`, conf/eval/), checked before training; only
+    datamodules of synthetic sequences (with a glyph test split) have them."""
+    if not cfg.get("eval") or not hasattr(datamodule, "load_glyphs"):
+        return []
+    return suite_configs.from_configs(cfg.eval, suite_base(datamodule.spec))
 
 
 def init_weights(model: pl.LightningModule, path: str) -> None:
@@ -123,6 +134,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     try:  # from here on a failure is recorded on the run (a FAILED child in a sweep)
         datamodule, model = _build(cfg)
+        suites = _suites(cfg, datamodule)
         cost = model.net.cost()  # parameters and multiply-adds per image
         log.info("model: %s parameters, %s multiply-adds per image",
                  f"{cost['parameters']:,}", f"{cost['macs_per_image']:,}")  # fmt: skip
@@ -138,6 +150,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer, metrics, best, fit_seconds = _fit_and_test(
             cfg, model, datamodule, callbacks, logger=logger
         )
+        if suites:  # after the test set, on the same (best) weights
+            data = datamodule.load_glyphs()
+            suite_metrics = evaluate_suites(model, suites, data["test_images"],
+                                            data["test_labels"], datamodule.eval_batch_size)  # fmt: skip
+            tracker.log_metrics(suite_metrics, step=trainer.global_step)
+            metrics.update(suite_metrics)
         if getattr(datamodule, "rendered", False):  # digitrec-data street: not SVHN
             tracker.set_tag("synthetic_data", "rendered street numbers (not SVHN)")
             log.warning("data: rendered street numbers (SYNTHETIC stand-in, not SVHN)")
@@ -224,7 +242,24 @@ def _summary(metrics: dict[str, float], tracker: RunTracker, datamodule, best: s
     if best:
         lines.append(f"best checkpoint         {best}")
     lines.append(f"open the UI              {tracker.ui_hint()}")
+    lines += _suite_table(metrics)
     print("\n".join(lines), flush=True)
+
+
+def _suite_table(metrics: dict[str, float]) -> list[str]:
+    """The evaluation suites' figures: one line each, sequence accuracy per length after it."""
+    names = suite_names(metrics)
+    if not names:
+        return []
+    lines = ["", f"{'evaluation suite':<20}{'n':>7}{'sequence':>10}{'digit':>8}{'length':>8}"
+             "   sequence accuracy by length"]  # fmt: skip
+    for name in names:
+        m = {k.split("/")[2]: v for k, v in metrics.items() if k.startswith(f"suite/{name}/")}
+        by_length = "  ".join(f"{k.removeprefix('sequence_accuracy_len')}: {v:.2%}"
+                              for k, v in sorted(m.items()) if k.startswith("sequence_accuracy_len"))  # fmt: skip
+        lines.append(f"{name:<20}{int(m.get('n', 0)):>7,}{m['sequence_accuracy']:>10.2%}"
+                     f"{m['digit_accuracy']:>8.2%}{m['length_accuracy']:>8.2%}   {by_length}")  # fmt: skip
+    return lines
 
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")  # the repository's conf/

@@ -1,0 +1,97 @@
+"""What the datamodules share: training streams seeded per worker and per rank, fixed evaluation
+sets served as whole batches, the held-out validation split, and the global batch size split over
+the training processes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+
+
+class SeededStream(IterableDataset):
+    """A training stream whose numbers come from a generator of its own in each DataLoader worker
+    of each training process (DDP rank), made on the first epoch and kept, so epochs never repeat
+    data (use persistent workers when num_workers > 0). A `transform` with a generator of its own
+    (`reseed`, e.g. Albumentations) is seeded from the stream's."""
+
+    seed: int
+    rank: int = 0
+    transform = None
+    _rng: np.random.Generator | None = None
+
+    def _entropy(self, wid: int) -> list[int]:
+        """The seed sequence of worker `wid`'s generator."""
+        return [self.seed, wid, self.rank]
+
+    def _worker(self) -> tuple[int, int]:
+        """(number of workers, this one's id), (1, 0) without workers; seeds the generator (and
+        the transform) on the first call."""
+        info = get_worker_info()
+        workers, wid = (info.num_workers, info.id) if info else (1, 0)
+        if self._rng is None:
+            self._rng = np.random.default_rng(self._entropy(wid))
+            if hasattr(self.transform, "reseed"):  # its own generator, drawn from this stream's
+                self.transform.reseed(int(self._rng.integers(2**31)))
+        return workers, wid
+
+
+class WholeBatches(Dataset):
+    """A fixed evaluation set of `n` items served as whole batches of `batch_size` (the last one
+    may be short); subclasses make the batch of a slice of the items."""
+
+    def __init__(self, n: int, batch_size: int):
+        self.n, self.batch_size = n, batch_size
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.batch_size)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.batch(slice(i * self.batch_size, (i + 1) * self.batch_size))
+
+    def batch(self, sl: slice) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+def held_out(n: int, val_size: int, split_seed: int, train_size: int | None, *, min_val: int,
+             pool: str) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(validation, training) indices into a pool of `n` images, each sorted: `val_size` of them
+    held out by a permutation seeded `split_seed`, the rest train (the first `train_size` of them,
+    when given). `val_size` must be `min_val`..n - 1; `pool` describes the pool in the error."""
+    if not min_val <= val_size < n:
+        raise ValueError(f"data.val_size={val_size}: expected {min_val}..{n - 1} ({pool})")
+    order = np.random.default_rng(split_seed).permutation(n)
+    val, train = np.sort(order[:val_size]), np.sort(order[val_size:])
+    if train_size:
+        train = train[:train_size]
+    return val, train
+
+
+class BatchDataModule(pl.LightningDataModule):
+    """What all datamodules share: datasets that yield whole batches, and a global batch size
+    split evenly over the training processes."""
+
+    batch_size: int
+    num_workers: int
+
+    def _processes(self) -> tuple[int, int]:
+        """(number of training processes, this one's rank); data.batch_size is the global batch:
+        with N training processes each draws 1/N of it."""
+        world, rank = (
+            (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        )
+        if self.batch_size % world:
+            raise ValueError(
+                f"data.batch_size={self.batch_size}: must divide evenly over {world} processes"
+            )
+        return world, rank
+
+    def _loader(self, dataset) -> DataLoader:
+        return DataLoader(dataset, batch_size=None, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)  # fmt: skip
+
+
+_BatchDataModule = BatchDataModule  # the name it had in digitrec/datamodules.py
