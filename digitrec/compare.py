@@ -32,7 +32,8 @@ from digitrec.tracking import add_uri_argument, children_of, latest_sweep, open_
 
 DEFAULT_OBJECTIVE = "val/sequence_accuracy"
 METRICS = ["test/sequence_accuracy", "test/digit_accuracy", "test/coverage_at_98", "fit_seconds"]
-IGNORED = ("paths.", "tracking.", "hydra.", "ckpt_path", "trainer.enable_", "data.verify")
+IGNORED = ("paths.", "tracking.", "hydra.", "ckpt_path", "trainer.enable_", "data.verify",
+           "callbacks.model_checkpoint.dirpath", "threads")  # fmt: skip
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -89,9 +90,11 @@ def suite_columns(runs) -> list[str]:
     return [f"suite/{n}/sequence_accuracy" for n in names]
 
 
-def table(runs, objective: str, maximize: bool,
-          extra: list[str] = ()) -> tuple[list[str], list[list[str]]]:  # fmt: skip
-    """Header and rows, best first; runs without the objective (failed, running) last."""
+def table(runs, objective: str, maximize: bool, extra: list[str] = (),
+          plain: bool = False) -> tuple[list[str], list[list[str]]]:  # fmt: skip
+    """Header and rows, best first; runs without the objective (failed, running) last.
+    `plain` runs (given by id, not a sweep) show their name and their overrides instead of
+    the parameters that vary."""
 
     def key(run):
         value = run.data.metrics.get(objective)
@@ -100,15 +103,23 @@ def table(runs, objective: str, maximize: bool,
         return (0, -value if maximize else value)
 
     runs = sorted(runs, key=key)
-    params = varying_params(runs)
+    params = [] if plain else varying_params(runs)
     metrics = [objective] + [m for m in METRICS if m != objective]
     metrics += [m for m in [*suite_columns(runs), *extra] if m not in metrics]
     header = ["rank", "run", "status", *metrics, *params]
+    if plain:
+        header[2:2] = ["name"]
+        header.append("overrides")
     rows = []
     for i, run in enumerate(runs, 1):
         values = [_fmt(run.data.metrics.get(m)) for m in metrics]
-        rows.append([str(i), run.info.run_id, run.info.status, *values,
-                     *(_short(run.data.params.get(p, "")) for p in params)])  # fmt: skip
+        row = [str(i), run.info.run_id, run.info.status, *values,
+               *(_short(run.data.params.get(p, "")) for p in params)]  # fmt: skip
+        if plain:
+            row[2:2] = [run.info.run_name or ""]
+            row.append(" ".join(f"{k}={v}" for k, v in run_overrides(run).items()
+                                if not k.startswith(IGNORED)))  # fmt: skip
+        rows.append(row)
     return header, rows
 
 
@@ -188,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     for target, title, runs, objective, maximize in resolved:
         objective, maximize = args.objective or objective, maximize and not args.min
         tables.append((target, title, runs, objective, maximize,
-                       *table(runs, objective, maximize, args.metric)))  # fmt: skip
+                       *table(runs, objective, maximize, args.metric, title == "runs")))  # fmt: skip
     if args.style == "csv":  # one CSV: the target as the first column, the union of the columns
         columns = ["target"] + list(dict.fromkeys(c for t in tables for c in t[5]))
         rows = [[t[0]] + [dict(zip(t[5], r, strict=True)).get(c, "") for c in columns[1:]]

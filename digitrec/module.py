@@ -76,7 +76,8 @@ class DigitReader(_Trainable):
     `loss`, so `DigitReader.load_from_checkpoint(path)` needs no Hydra; `optimizer` and `scheduler`
     are partials (Hydra `_partial_: true`) completed in `configure_optimizers`, and not saved.
     `loss="mask"` gives absent positions no gradient (the paper); `loss="blank"` trains them
-    to predict an extra blank class (the seed notebooks). `mean_subtract` (the paper's per-image
+    to predict an extra blank class (the seed notebooks). `label_smoothing` (training only)
+    spreads that share of every target over the other classes. `mean_subtract` (the paper's per-image
     mean subtraction) is applied in `forward`, so a checkpoint says how to feed it raw pixels.
     """
 
@@ -84,6 +85,7 @@ class DigitReader(_Trainable):
         self,
         loss: str = "mask",
         mean_subtract: bool = False,
+        label_smoothing: float = 0.0,
         optimizer: partial | None = None,
         scheduler: partial | None = None,
         **net: Any,
@@ -91,6 +93,8 @@ class DigitReader(_Trainable):
         super().__init__(optimizer, scheduler)
         if loss not in LOSSES:
             raise ValueError(f"model.loss={loss!r}: expected one of {LOSSES}")
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"model.label_smoothing={label_smoothing}: expected 0 <= value < 1")
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         self.net = DigitNet(**net, blank=loss == "blank")
         self.mean_subtract = mean_subtract
@@ -109,7 +113,9 @@ class DigitReader(_Trainable):
     def loss(self, length_logits, digit_logits, length, digits) -> torch.Tensor:
         """-log P(number | image) averaged over the batch: length term + one term per position."""
         B = len(length)
-        loss = F.cross_entropy(length_logits, length.clamp(max=self.max_len + 1), reduction="sum")
+        smooth = self.hparams.get("label_smoothing", 0.0) if self.training else 0.0
+        loss = F.cross_entropy(length_logits, length.clamp(max=self.max_len + 1), reduction="sum",
+                               label_smoothing=smooth)  # fmt: skip
         if self.hparams.loss == "blank":
             digits = torch.where(digits >= 0, digits, torch.full_like(digits, 10))
         loss = loss + F.cross_entropy(
@@ -117,6 +123,7 @@ class DigitReader(_Trainable):
             digits.reshape(-1),
             ignore_index=decode.PAD,
             reduction="sum",
+            label_smoothing=smooth,
         )
         return loss / B
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_glyphs
+from helpers import save_checkpoint
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -22,12 +23,6 @@ GRAY_NET = dict(in_channels=1, height=28, width=112, depth=3, widths=[8, 8, 16],
 RGB_NET = dict(in_channels=3, height=54, width=54, depth=3, widths=[8, 8, 16], fc=[32])
 LOCALIZER_NET = dict(in_channels=3, size=32, widths=[8, 8], blocks=1, fc=16)
 METRICS = {"sequence_accuracy", "digit_accuracy", "length_accuracy", "coverage_at_98"}
-
-
-def save_checkpoint(module, path):
-    """What a Lightning checkpoint holds for loading: the weights and the hyperparameters."""
-    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -77,6 +77,21 @@ def test_loss_masks_absent_positions_or_trains_blank():
         assert (absent_grad == 0) == (loss == "mask")
 
 
+def test_label_smoothing_softens_training_targets_only():
+    length, digits = torch.tensor([2]), torch.tensor([[3, 7, -1, -1, -1]])
+    len_logits = torch.full((1, 7), -10.0).index_fill(1, torch.tensor([2]), 10.0)
+    dig_logits = torch.full((1, 5, 10), -10.0)
+    dig_logits[0, 0, 3] = dig_logits[0, 1, 7] = 10.0  # confidently right
+    plain = DigitReader(depth=1, widths=[4])
+    smooth = DigitReader(depth=1, widths=[4], label_smoothing=0.1)
+    args = (len_logits, dig_logits, length, digits)
+    assert smooth.loss(*args) > 1.0 > 1e-3 > plain.loss(*args)  # training: confident is penalized
+    smooth.eval()
+    assert smooth.loss(*args) == plain.loss(*args)  # evaluation losses stay comparable
+    with pytest.raises(ValueError, match="model.label_smoothing=1"):
+        DigitReader(depth=1, widths=[4], label_smoothing=1)
+
+
 @pytest.mark.parametrize("context", [None, "gru"])
 def test_context_carries_information_across_the_whole_width(context):
     """The conv receptive field is local; the column GRU lets the rightmost column see the left edge."""

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import compose_cfg
+from helpers import save_checkpoint
 from PIL import Image
 
 from digitrec.data import scenes, street
@@ -25,12 +26,6 @@ from digitrec.reading.pipeline import PhotoReader, load_module
 READER_NET = dict(in_channels=3, height=54, width=54, depth=3, widths=[8, 8, 16], fc=[32],
                   context="gru", context_size=16)  # fmt: skip
 LOCALIZER_NET = dict(in_channels=3, size=64, widths=[8, 8, 16, 16], blocks=1, fc=32)
-
-
-def save_checkpoint(module, path):
-    """What a Lightning checkpoint holds for loading: the weights and the hyperparameters."""
-    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from digitrec import compare
 from digitrec.train import checkpoint_meta
 
+OBJECTIVE = "suite/touching/sequence_accuracy"  # the parallel sweep optimises a suite metric
 FAST = ["trainer.max_epochs=1", "trainer.num_sanity_val_steps=0", "trainer.log_every_n_steps=2"]
 
 
@@ -40,11 +41,13 @@ def _runs(store: Path, experiment: str):
 
 @pytest.fixture(scope="module")
 def parallel_sweep(tmp_path_factory, fake_data_dir):
-    """4 jobs, 2 at a time (joblib launcher), one SQLite store: (tmp dir, store, completed process)."""
+    """4 jobs, 2 at a time (joblib launcher), one SQLite store, optimising an evaluation suite's
+    metric: (tmp dir, store, completed process)."""
     tmp = tmp_path_factory.mktemp("parallel")
     args = ["-m", "launcher=local", "hydra.launcher.n_jobs=2", "threads=1", "seed=0,1,2,3",
             "tracking.sweep_name=four", f"hydra.sweep.dir={tmp}/sweep", *FAST,
-            *small_overrides(tmp, fake_data_dir)]  # fmt: skip
+            *small_overrides(tmp, fake_data_dir), "eval=[touching]", "eval.touching.n=60",
+            f"tracking.objective={OBJECTIVE}"]  # fmt: skip
     return tmp, tmp / "mlflow.db", _cli(args, tmp)
 
 
@@ -58,7 +61,7 @@ def test_four_jobs_two_at_a_time_share_one_sqlite_store(parallel_sweep):
     for c in children:
         assert c.info.status == "FINISHED"
         assert c.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        assert {"val/sequence_accuracy", "test/sequence_accuracy", "train/loss"} <= set(
+        assert {"val/sequence_accuracy", "test/sequence_accuracy", "train/loss", OBJECTIVE} <= set(
             c.data.metrics
         )
         assert len(client.get_metric_history(c.info.run_id, "val/sequence_accuracy")) == 1
@@ -69,14 +72,11 @@ def test_four_jobs_two_at_a_time_share_one_sqlite_store(parallel_sweep):
     assert parent.info.status == "FINISHED" and tags["sweep_name"] == "four"
     assert json.loads(tags["search_space"]) == {"seed": "0,1,2,3"}
     assert tags["sampler"].startswith("grid") and "joblib" in tags["launcher"]
-    assert tags["objective"] == "val/sequence_accuracy (max)"
-    best = max(children, key=lambda c: c.data.metrics["val/sequence_accuracy"])
-    assert tags["best_run_id"] == best.info.run_id
+    assert tags["objective"] == f"{OBJECTIVE} (max)"
+    top = max(c.data.metrics[OBJECTIVE] for c in children)
+    (best,) = [c for c in children if c.info.run_id == tags["best_run_id"]]
+    assert best.data.metrics[OBJECTIVE] == top == parent.data.metrics[f"best/{OBJECTIVE}"]
     assert json.loads(tags["best_params"]) == {"seed": best.data.params["seed"]}
-    assert (
-        parent.data.metrics["best/val/sequence_accuracy"]
-        == best.data.metrics["val/sequence_accuracy"]
-    )
 
 
 def test_compare_sorts_by_the_objective_and_shows_the_best_checkpoint(parallel_sweep, capsys):
@@ -85,19 +85,28 @@ def test_compare_sorts_by_the_objective_and_shows_the_best_checkpoint(parallel_s
     uri = ["--uri", f"sqlite:///{store}"]
     assert compare.main([parent.info.run_id, *uri]) == 0
     out = capsys.readouterr().out
-    best = max(children, key=lambda c: c.data.metrics["val/sequence_accuracy"])
-    assert f"best run {best.info.run_id}" in out
+    top = max(c.data.metrics[OBJECTIVE] for c in children)
+    best = next(c for c in children if f"best run {c.info.run_id}" in out)
+    assert best.data.metrics[OBJECTIVE] == top
     assert f"best checkpoint: {best.data.tags['best_checkpoint']}" in out
     assert f"runs:/{best.info.run_id}/checkpoints/best.ckpt" in out
     header = next(line for line in out.splitlines() if line.startswith("rank"))
     assert header.split()[-1] == "seed"  # the only parameter that varies
     assert "model.depth" not in header
 
-    assert compare.main(["mnist_seq", "--csv", *uri]) == 0
+    assert compare.main(["mnist_seq", "--csv", "--objective", OBJECTIVE, *uri]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert len(rows) == 4 and rows[0]["run"] == best.info.run_id
-    values = [float(r["val/sequence_accuracy"]) for r in rows]
+    assert len(rows) == 4 and float(rows[0][OBJECTIVE]) == top
+    values = [float(r[OBJECTIVE]) for r in rows]
     assert values == sorted(values, reverse=True)
+    assert "suite/touching/sequence_accuracy" in rows[0]  # every suite is a column
+
+    # plain runs by id: one table, with an extra metric column
+    ids = [c.info.run_id for c in children[:2]]
+    extra = "suite/touching/sequence_accuracy_len3"
+    assert compare.main([*ids, "--metric", extra, *uri]) == 0
+    out = capsys.readouterr().out
+    assert "runs: 2 runs" in out and extra in out
 
     assert compare.main(["mnist_seq", "--latest-sweep", "--markdown", *uri]) == 0
     assert "| rank | run | status |" in capsys.readouterr().out

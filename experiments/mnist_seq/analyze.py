@@ -1,70 +1,77 @@
-"""Where a checkpoint's errors are: sequence accuracy by number length, digit accuracy by position.
+"""Where a checkpoint's errors are, on the test set and on every evaluation suite.
 
-    python experiments/mnist_seq/analyze.py outputs/runs/<time>/checkpoints/best.ckpt [--gap 1 4]
+    python experiments/mnist_seq/analyze.py outputs/runs/<time>/checkpoints/best.ckpt [--suite NAME ...]
 
-Rebuilds the default test set (10,000 numbers from MNIST test digits, seed 0) with the data
-options given, and prints a markdown table.
+For the default test set (10,000 numbers of MNIST test digits in the classic layout, seed 0) and
+each suite of conf/eval/ (all by default): sequence accuracy, the wrong answers split into
+length errors (the decoded length is wrong) and digit errors (the length is right, a digit is
+not), and digit accuracy by number length and position. Prints markdown.
+MNIST from $DIGITREC_DATA_DIR (or .data/).
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from digitrec import decode
+from digitrec.data import suites
 from digitrec.data.mnist import data_dir_from_env
 from digitrec.datamodules import SequenceDataModule
-from digitrec.module import DigitReader
+from digitrec.evaluate import predict, suite_base
+from digitrec.reading.pipeline import load_module
+
+EVAL_DIR = Path(__file__).resolve().parents[2] / "conf" / "eval"
+
+
+def report(title: str, s, reader) -> list[str]:
+    decoded, logits = predict(reader, s.images)
+    length, digits = torch.from_numpy(s.length), torch.from_numpy(s.digits)
+    correct = decode.sequence_correct(decoded, length, digits)
+    wrong = ~correct
+    length_err = (decoded.length != length) & wrong
+    digit_err = wrong & ~length_err
+    argmax = logits[..., :10].argmax(-1)
+    M = digits.shape[1]
+    lines = [f"### {title}: {correct.float().mean():.2%} of {len(s):,} numbers",
+             "", f"{int(wrong.sum())} wrong: {int(length_err.sum())} length errors, "
+             f"{int(digit_err.sum())} digit errors (length right)", "",
+             "| length | numbers | sequence acc. | length acc. | "
+             + " | ".join(f"digit {i + 1}" for i in range(M)) + " |",
+             "|---" * (M + 4) + "|"]  # fmt: skip
+    for n in sorted(set(s.length.tolist())):
+        m = length == n
+        cells = [f"{(argmax[m, i] == digits[m, i]).float().mean():.2%}" if i < n else ""
+                 for i in range(M)]  # fmt: skip
+        lines.append(f"| {n} | {int(m.sum())} | {correct[m].float().mean():.2%} | "
+                     f"{(decoded.length[m] == n).float().mean():.2%} | " + " | ".join(cells) + " |")  # fmt: skip
+    return lines + [""]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("checkpoint")
-    parser.add_argument("--gap", type=int, nargs=2, default=(1, 4))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--suite", action="append", help="a suite of conf/eval/ (default: all)")
     args = parser.parse_args()
-    reader = DigitReader.load_from_checkpoint(
-        args.checkpoint, map_location="cpu", weights_only=True
-    )
-    reader.eval()
+    reader = load_module(args.checkpoint)
     hp = reader.hparams
     dm = SequenceDataModule(str(data_dir_from_env()), max_len=hp.max_len, height=hp.height,
-                            width=hp.width, gap=args.gap, seed=args.seed)  # fmt: skip
+                            width=hp.width, gap=(1, 4), seed=0)  # fmt: skip
     dm.setup()
-    s = dm.test_set
-    outs = [
-        reader(torch.from_numpy(s.images[i : i + 500]).unsqueeze(1)) for i in range(0, len(s), 500)
-    ]
-    length_logits = torch.cat([o[0] for o in outs])
-    digit_logits = torch.cat([o[1] for o in outs])
-    decoded = decode.joint_decode(length_logits, digit_logits)
-    length, digits = torch.from_numpy(s.length), torch.from_numpy(s.digits)
-    correct = decode.sequence_correct(decoded, length, digits)
-    argmax = digit_logits.argmax(-1)
-    M = hp.max_len
-    print(f"test sequence accuracy {correct.float().mean():.2%} on {len(s):,} numbers\n")
-    print(
-        "| length | numbers | sequence acc. | "
-        + " | ".join(f"digit {i + 1}" for i in range(M))
-        + " |"
-    )
-    print("|---" * (M + 3) + "|")
-    for n in range(1, M + 1):
-        m = length == n
-        cells = [
-            f"{(argmax[m, i] == digits[m, i]).float().mean():.2%}" if i < n else ""
-            for i in range(M)
-        ]
-        print(
-            f"| {n} | {int(m.sum())} | {correct[m].float().mean():.2%} | "
-            + " | ".join(cells)
-            + " |"
-        )
+    out = report("test set (classic layout)", dm.test_set, reader)
+    glyphs = dm.load_glyphs()
+    names = args.suite or sorted(p.stem for p in EVAL_DIR.glob("*.yaml"))
+    for name in names:
+        suite = suites.from_config(name, OmegaConf.load(EVAL_DIR / f"{name}.yaml"),
+                                   suite_base(dm.spec))  # fmt: skip
+        out += report(f"suite {name}", suite.build(glyphs["test_images"], glyphs["test_labels"]),
+                      reader)  # fmt: skip
+    print("\n".join(out))
 
 
 if __name__ == "__main__":
-    with torch.no_grad():
-        main()
+    main()
