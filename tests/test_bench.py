@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import make_glyphs
 
-from digitrec.data.sequences import SequenceSpec, compose
+from digitrec.data.sequences import SequenceSpec, compose, compose_mixture
 from digitrec.module import DigitReader
 
 BATCH = 1024
@@ -26,6 +26,24 @@ def test_generator_throughput(benchmark, pool):
     rng = np.random.default_rng(0)
     s = benchmark(compose, images, labels, SequenceSpec(), BATCH, rng)
     assert s.images.shape == (BATCH, 28, 112)
+    if benchmark.stats:
+        benchmark.extra_info["sequences_per_s"] = BATCH / benchmark.stats.stats.median
+
+
+def test_mixed_layouts_generator_throughput(benchmark, pool):
+    """The default training mix (conf/data/layouts/mixed.yaml): scaled, resized and warped
+    numbers cost more than the classic layout; still far above what training consumes."""
+    from conftest import REPO
+    from omegaconf import OmegaConf
+
+    from digitrec.datamodules import SequenceDataModule
+
+    layouts = OmegaConf.to_container(OmegaConf.load(REPO / "conf/data/layouts/mixed.yaml"))
+    mix = SequenceDataModule._layouts(layouts, SequenceSpec(gap=(1, 4)))
+    images, labels = pool
+    rng = np.random.default_rng(0)
+    s = benchmark(compose_mixture, images, labels, mix, BATCH, rng)
+    assert s.images.shape == (BATCH, 28, 112) and len(mix) > 1
     if benchmark.stats:
         benchmark.extra_info["sequences_per_s"] = BATCH / benchmark.stats.stats.median
 
