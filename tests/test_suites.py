@@ -173,3 +173,31 @@ def test_suites_use_only_test_digits_and_are_logged_by_a_training_run(tmp_path):
             )
         assert run.data.metrics[f"suite/{name}/n"] == n
     assert 0 <= metrics["suite/touching/sequence_accuracy"] <= 1
+
+
+@pytest.mark.realdata
+def test_fixed_pitch_cells_are_real_mnist_test_digits_never_training_ones(real_data_dir):
+    """On real MNIST: every cell of a placed fixed_pitch number is byte for byte an MNIST test
+    image with that label, and none is an image of the training or validation pool."""
+    from digitrec.data.mnist import load_mnist
+
+    data = load_mnist(real_data_dir, download=False)
+    test = {im.tobytes(): int(y) for im, y in zip(data["test_images"], data["test_labels"],
+                                                  strict=True)}  # fmt: skip
+    train = {im.tobytes() for im in data["train_images"]}
+    s = suite("fixed_pitch").build(data["test_images"], data["test_labels"])
+    checked = 0
+    for image, n, digits in zip(s.images[:400], s.length[:400], s.digits[:400], strict=True):
+        if n > 4:  # 5 cells (140 px) are resized to the canvas
+            continue
+        starts = [x for x in range(112 - 28 * n + 1)
+                  if all(image[:, x + 28 * i : x + 28 * (i + 1)].tobytes() in test
+                         for i in range(n))]  # fmt: skip
+        assert starts, digits
+        cells = [
+            image[:, starts[0] + 28 * i : starts[0] + 28 * (i + 1)].tobytes() for i in range(n)
+        ]
+        assert [test[c] for c in cells] == list(digits[:n])
+        assert not any(c in train for c in cells)
+        checked += 1
+    assert checked > 250
