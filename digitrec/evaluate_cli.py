@@ -33,7 +33,6 @@ import numpy as np
 import torch
 
 PROG = "digitrec-evaluate"
-EVAL_DIR = Path(__file__).resolve().parent.parent / "conf" / "eval"  # the suites' configs
 LABELS = "labels.csv"
 HEADER = ("file", "number")
 METRICS = ("sequence_accuracy", "digit_accuracy", "length_accuracy", "coverage_at_98")
@@ -124,13 +123,11 @@ def input_shape(model) -> tuple[int, int, int]:
 
 
 # ------------------------------------------------------------------------------- suites
-def available_suites() -> list[str]:
-    return sorted(p.stem for p in EVAL_DIR.glob("*.yaml"))
-
-
 def suite_names(requested: list[str]) -> list[str]:
     """`--suite` values → suite names (`all`: every one), in the order given, once each."""
-    available = available_suites()
+    from digitrec.data.suites import available
+
+    available = available()
     names: list[str] = []
     for name in requested:
         if name == "all":
@@ -145,8 +142,6 @@ def suite_names(requested: list[str]) -> list[str]:
 
 def load_suites(names: list[str], model):
     """The suites on the reader's canvas and maximum length (conf/eval/<name>.yaml)."""
-    from omegaconf import OmegaConf
-
     from digitrec.data import suites
     from digitrec.data.sequences import SequenceSpec
     from digitrec.evaluate import suite_base
@@ -160,8 +155,7 @@ def load_suites(names: list[str], model):
     out = []
     for name in names:
         try:
-            cfg = OmegaConf.to_container(OmegaConf.load(EVAL_DIR / f"{name}.yaml"))
-            out.append(suites.from_config(name, cfg, base))
+            out.append(suites.load(name, base))
         except Exception as e:  # a bad value, or a suite longer than the reader reads
             raise UsageError(_one_line(e)) from None
     return out
@@ -328,6 +322,7 @@ def run_folder(model, folder: Path, batch_size: int) -> int:
 
 # ------------------------------------------------------------------------------- command
 def parser() -> argparse.ArgumentParser:
+    from digitrec.data import suites
     from digitrec.data.mnist import data_dir_from_env
 
     p = argparse.ArgumentParser(prog=PROG, description=__doc__,
@@ -335,7 +330,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="a DigitReader checkpoint (a run's best.ckpt)")
     p.add_argument("--suite", action="append", default=[], metavar="NAME",
                    help="an evaluation suite (conf/eval/<NAME>.yaml; repeatable; all: every "
-                        f"one): {', '.join(available_suites())}")  # fmt: skip
+                        f"one): {', '.join(suites.available())}")  # fmt: skip
     p.add_argument("--folder", default=None, metavar="DIR",
                    help="images listed in DIR/labels.csv (header file,number)")  # fmt: skip
     p.add_argument("--data-dir", type=Path, default=data_dir_from_env(), metavar="DIR",

@@ -14,7 +14,7 @@ from helpers import save_checkpoint
 from omegaconf import OmegaConf
 from PIL import Image
 
-from digitrec import evaluate_cli
+from digitrec.data import suites
 from digitrec.evaluate_cli import main, to_reader_input
 from digitrec.module import BoxLocalizer, DigitReader
 from digitrec.reading.pipeline import load_module
@@ -144,7 +144,7 @@ def test_suites_on_the_test_glyphs(checkpoints, fake_data_dir, capsys, monkeypat
     records = json_lines(captured.out)
     assert [r["suite"] for r in records] == ["touching", "fixed_pitch"]
     for r in records:
-        cfg = OmegaConf.load(evaluate_cli.EVAL_DIR / f"{r['suite']}.yaml")
+        cfg = OmegaConf.load(suites.EVAL_DIR / f"{r['suite']}.yaml")
         assert r["n"] == cfg.n
         assert METRICS <= set(r)
         assert {f"sequence_accuracy_len{k}" for k in range(2, 6)} <= set(r)

@@ -1,23 +1,19 @@
 """Layout families of the generator and the evaluation suites built from them."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from conftest import compose_cfg, make_glyphs, small_overrides
-from omegaconf import OmegaConf
 from test_sequences import bar_glyphs
 
 from digitrec.data import suites
 from digitrec.data.sequences import SequenceSpec, compose, compose_mixture, layout_spec
 
-EVAL_DIR = Path(__file__).resolve().parent.parent / "conf" / "eval"
-ALL_SUITES = sorted(p.stem for p in EVAL_DIR.glob("*.yaml"))
+ALL_SUITES = suites.available()
 BASE = SequenceSpec(max_len=5, height=28, width=112, gap=(1, 4))
 
 
 def suite(name: str) -> suites.Suite:
-    return suites.from_config(name, OmegaConf.load(EVAL_DIR / f"{name}.yaml"), BASE)
+    return suites.load(name, BASE)
 
 
 def find_cells(image, glyphs, labels, digits, length, pitch=28):
@@ -152,8 +148,7 @@ def test_suites_use_only_test_digits_and_are_logged_by_a_training_run(tmp_path):
     dm = SequenceDataModule(str(tmp_path / "data"), val_glyphs=100, verify=False)
     test = dm.load_glyphs()
     for name in ("fixed_pitch", "touching", "wide_gaps", "shifted"):
-        s = suites.from_config(name, OmegaConf.load(EVAL_DIR / f"{name}.yaml"),
-                               suite_base(dm.spec)).build(test["test_images"], test["test_labels"])  # fmt: skip
+        s = suites.load(name, suite_base(dm.spec)).build(test["test_images"], test["test_labels"])
         placed = s.length <= 4 if name == "fixed_pitch" else slice(None)  # 5 cells are resized
         assert set(np.unique(s.images[placed])) == {0, 250}, name
 

@@ -260,9 +260,9 @@ def compose(
                     np.where(valid, tile_y + top, H).min(1),
                     np.where(valid, tile_x + right + 1, 0).max(1),
                     np.where(valid, tile_y + bottom + 1, 0).max(1)], 1).astype(np.float64)  # fmt: skip
-    for i in np.nonzero(resize)[0]:
+    if resize.any():
         import cv2
-
+    for i in np.nonzero(resize)[0]:
         strip = canvas[i, g : g + H, g : g + extent[i]]
         images[i] = cv2.resize(strip, (W, H), interpolation=cv2.INTER_AREA if extent[i] > W
                                else cv2.INTER_LINEAR)  # fmt: skip

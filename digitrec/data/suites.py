@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from digitrec.data.sequences import PAD, Sequences, SequenceSpec, compose, layout_spec
 
+EVAL_DIR = Path(__file__).resolve().parents[2] / "conf" / "eval"  # one file a suite
 SUITE_KEYS = {"description", "n", "seed"}
 SUITE_PREFIX = "suite"  # a run's suite metrics: suite/<name>/<metric>
 
@@ -66,3 +68,16 @@ def suite_names(metrics) -> list[str]:
     """The suites a metrics dict (or an MLflow run's metrics) has figures for, sorted."""
     return sorted({k.split("/")[1] for k in metrics
                    if k.startswith(SUITE_PREFIX + "/") and k.count("/") == 2})  # fmt: skip
+
+
+def available() -> list[str]:
+    """The suites defined in conf/eval/, by name."""
+    return sorted(p.stem for p in EVAL_DIR.glob("*.yaml"))
+
+
+def load(name: str, base: SequenceSpec) -> Suite:
+    """A suite from its file, conf/eval/<name>.yaml (see from_config)."""
+    from omegaconf import OmegaConf
+
+    return from_config(name, OmegaConf.to_container(OmegaConf.load(EVAL_DIR / f"{name}.yaml")),
+                       base)  # fmt: skip

@@ -16,11 +16,9 @@ at; the test digits only measure the chosen one.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from digitrec import decode
 from digitrec.data import suites
@@ -29,8 +27,6 @@ from digitrec.data.sequences import compose, split_pool
 from digitrec.datamodules import SequenceDataModule
 from digitrec.evaluate import predict, suite_base
 from digitrec.reading.pipeline import load_module
-
-EVAL_DIR = Path(__file__).resolve().parents[2] / "conf" / "eval"
 
 
 def report(title: str, s, reader) -> list[str]:
@@ -79,10 +75,9 @@ def main() -> None:
     else:
         images, labels, classic = data["test_images"], data["test_labels"], dm.test_set
     out = report(f"{args.pool} digits, classic layout", classic, reader)
-    names = args.suite or sorted(p.stem for p in EVAL_DIR.glob("*.yaml"))
+    names = args.suite or suites.available()
     for name in names:
-        suite = suites.from_config(name, OmegaConf.load(EVAL_DIR / f"{name}.yaml"),
-                                   suite_base(dm.spec))  # fmt: skip
+        suite = suites.load(name, suite_base(dm.spec))
         out += report(f"{args.pool} digits, suite {name}", suite.build(images, labels), reader)
     print("\n".join(line for line in out if not args.summary or line.startswith("###")))
 
