@@ -266,7 +266,7 @@ def test_scenes_folder_and_evaluate_photos(rendered_root, checkpoints, tmp_path,
         assert item["number"].isdigit() and len(item["boxes"]) == len(item["number"])
     out = tmp_path / "result.json"
     assert evaluate.main([str(checkpoints[0]), "--localizer", str(checkpoints[1]), "--scenes",
-                          str(folder), "--out", str(out)]) == 0  # fmt: skip
+                          str(folder), "--out", str(out), "--no-track"]) == 0  # fmt: skip
     result = json.loads(out.read_text())
     assert result["images"] == 4 and set(result["sequence_accuracy"]) == set(evaluate.WAYS)
     e = result["two_stage_errors"]
@@ -276,7 +276,43 @@ def test_scenes_folder_and_evaluate_photos(rendered_root, checkpoints, tmp_path,
     assert wrong <= round(4 * result["sequence_accuracy"]["ground-truth crop"])
     assert "wrong where the ground-truth crop is right" in capsys.readouterr().out
     assert evaluate.main([str(checkpoints[0]), "--localizer", str(checkpoints[1]), "--scenes",
-                          str(tmp_path / "none")]) == 2  # fmt: skip
+                          str(tmp_path / "none"), "--no-track"]) == 2  # fmt: skip
+
+
+def test_evaluate_photos_on_a_labelled_folder_and_an_svhn_folder(rendered_root, checkpoints,
+                                                                 tmp_path, capsys):  # fmt: skip
+    """labels.csv photos (a corrupt one among them: an error line, the others read, exit 1) and
+    a format-1 split folder (ground-truth crops from its boxes), logged as an MLflow run."""
+    from mlflow import MlflowClient
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, (h, w) in enumerate(((480, 640), (300, 200))):
+        Image.fromarray(photo(h, w, i)).save(photos / f"{i}.jpg")
+    (photos / "bad.jpg").write_bytes(b"not a jpeg")
+    (photos / "labels.csv").write_text("file,number,crop\n0.jpg,12,full\nbad.jpg,7,full\n"
+                                       "1.jpg,045,tight\n")  # fmt: skip
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    out = tmp_path / "eval.json"
+    code = evaluate.main([str(checkpoints[0]), "--localizer", str(checkpoints[1]), "--folder",
+                          str(photos), "--svhn", str(rendered_root / "test"), "--out", str(out),
+                          "--uri", uri])  # fmt: skip
+    assert code == 1 and "bad.jpg" in capsys.readouterr().err
+    result = json.loads(out.read_text())
+    assert result["images"] == 2 + 12 and [e["file"] for e in result["errors"]] == ["bad.jpg"]
+    assert result["n"] == {"ground-truth crop": 12, "two-stage": 14, "first look only": 14,
+                           "whole photo": 14}  # fmt: skip
+    assert result["by_group"]["two-stage"].keys() == {"full", "tight"}
+    assert result["readings"][1]["number"] == "045"  # leading zeros kept
+    lengths = result["by_length"]["two-stage"]
+    assert sum(v["n"] for v in lengths.values()) == 14 and lengths["3"]["n"] >= 1
+    (run,) = MlflowClient(uri).search_runs(
+        [MlflowClient(uri).get_experiment_by_name("photo_eval").experiment_id]
+    )
+    assert run.data.metrics["two_stage/n"] == 14 and run.data.metrics["errors"] == 1
+    assert run.data.tags["reader_checkpoint"].endswith("reader.ckpt")
+    assert evaluate.main([str(checkpoints[0]), "--folder", str(tmp_path / "none"),
+                          "--no-track"]) == 2  # fmt: skip
 
 
 # ------------------------------------------------------------------------ digitrec-predict

@@ -352,3 +352,130 @@ def test_use_extra_adds_the_extra_split_to_training(rendered, tmp_path):
     assert more.splits == ("train", "extra", "test")
     assert more.train_set.n == base.train_set.n + 20 and len(more.val_set) == 10
     assert len(more.test_set) == len(base.test_set) == len(layouts["test"])
+
+
+# ------------------------------------------------- folders labelled by the JSON form (real subsets)
+def _write_json_labels(path, records) -> None:
+    import gzip
+    import json
+
+    entries = [{"name": r.name, "width": r.size[0], "height": r.size[1],
+                "boxes": [dict(zip(svhn.FIELDS, map(float, b), strict=True)) for b in r.boxes]}
+               for r in records]  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wt") as f:
+        json.dump(entries, f)
+
+
+def test_a_png_folder_with_json_labels_is_a_split(rendered, tmp_path, monkeypatch, caplog):
+    """PNGs without digitStruct.mat, labels from <root>/../labels/<split>.json.gz (the layout of
+    $DIGITREC_DATA_DIR/svhn/real): the labelled PNGs present are the split; a read-only root
+    caches under $XDG_CACHE_HOME."""
+    import shutil
+
+    src, layouts = rendered
+    root = tmp_path / "svhn" / "real"
+    (root / "test").mkdir(parents=True)
+    present = layouts["test"][3:12]
+    for r in present:
+        shutil.copy(src / "test" / r.name, root / "test" / r.name)
+    shutil.copy(src / "test" / layouts["test"][0].name, root / "test" / "unlabelled.png")
+    _write_json_labels(tmp_path / "svhn" / "labels" / "test.json.gz", layouts["test"])
+    with caplog.at_level(logging.WARNING):
+        folder, records = svhn.split_records(root, "test", download=False)
+    assert folder == root / "test" and _same(sorted(records, key=lambda r: r.name),
+                                             sorted(present, key=lambda r: r.name))  # fmt: skip
+    assert "1 PNGs have no entry" in caplog.text
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    real_access = os.access
+    monkeypatch.setattr(
+        svhn.os, "access", lambda p, mode: False if str(p) == str(root) else real_access(p, mode)
+    )  # fmt: skip (root may write anywhere)
+    path = svhn.build_cache(root, "test", svhn.Preprocessing(), download=False, progress=False)
+    assert path.is_relative_to(tmp_path / "xdg" / "digitrec") and not (root / "cache").exists()
+    cache = svhn.load_cache(path)
+    assert len(cache["length"]) == len(present) and cache["rendered"] is False
+    (tmp_path / "svhn" / "labels" / "test.json.gz").unlink()
+    _write_json_labels(root / "test" / "labels.json.gz", layouts["train"][:3])  # none present
+    with pytest.raises(ValueError, match="none of its 10 PNGs is labelled"):
+        svhn.split_records(root, "test", download=False)
+
+
+def test_real_svhn_subsets_are_splits_with_the_official_labels(svhn_shared, tmp_path,
+                                                               monkeypatch):  # fmt: skip
+    """$DIGITREC_DATA_DIR/svhn/real: 262 train and 258 test PNGs, labelled from the JSON form,
+    as data.root of the SVHN datamodule (caches outside the read-only shared folder)."""
+    real = svhn_shared / "real"
+    labels = {s: {r.name: r for r in svhn.read_json_labels(svhn_shared / "labels" /
+                                                            f"{s}.json.gz")}
+              for s in ("train", "test")}  # fmt: skip
+    for split, n in (("train", 262), ("test", 258)):
+        folder, records = svhn.split_records(real, split, download=False)
+        assert len(records) == n and all((folder / r.name).is_file() for r in records)
+        assert all(np.array_equal(r.boxes, labels[split][r.name].boxes) for r in records)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    dm = SVHNDataModule(str(real), val_size=52, batch_size=8, download=False, seed=0)
+    dm.prepare_data()
+    dm.setup()
+    assert len(dm.val_set) == 52 and len(dm.test_set) == 258 and not dm.rendered
+    assert not any(p.name == "cache" for p in real.iterdir())
+
+
+# ------------------------------------------------------------------------- renderer knobs
+def _quiet(**kw) -> street.Style:
+    """No effect after the digits (no low resolution, blur or JPEG): what was drawn stays."""
+    return street.Style(lowres=0.0, blur=0.0, jpeg=0.0, **kw)
+
+
+def test_renderer_is_deterministic_and_its_knobs_parse(rendered):
+    root, layouts = rendered
+    fonts = street.find_fonts()[:4]
+    style = street.Style(backgrounds=str(root / "train"))
+    for r in layouts["test"][:5]:
+        a, b = (street.render(r, fonts, seed=7, style=style) for _ in range(2))
+        assert np.array_equal(a, b) and a.shape == (r.size[1], r.size[0], 3)
+        assert not np.array_equal(a, street.render(r, fonts, seed=8, style=style))
+    parsed = street.Style.parse(["words=0.5", "contrast=0.5,0.9", "palette=random",
+                                 "backgrounds=/x"], street.Style.v1())  # fmt: skip
+    assert (parsed.words, parsed.contrast, parsed.palette, parsed.backgrounds) == (
+        0.5, (0.5, 0.9), "random", "/x") and parsed.relief == 0.0  # fmt: skip
+    for bad, match in (("nope=1", "KEY=VALUE"), ("words=lots", "a number"),
+                       ("words=2", "share in"), ("palette=neon", "natural or random"),
+                       ("contrast=0.9,0.5", "0 < low <= high")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            street.Style.parse([bad])
+
+
+def test_words_are_drawn_beside_the_number_never_over_it(rendered):
+    root, layouts = rendered
+    fonts = street.find_fonts()[:4]
+    drawn = 0
+    for i, r in enumerate(layouts["train"] + layouts["test"]):
+        plain = street.render(r, fonts, seed=i, style=_quiet(words=0.0)).astype(int)
+        worded = street.render(r, fonts, seed=i, style=_quiet(words=1.0)).astype(int)
+        changed = np.abs(plain - worded).max(2) > 0
+        x0, y0, x1, y1 = svhn.union_box(r.boxes)
+        ys, xs = np.nonzero(changed)
+        inside = (xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1)
+        assert not inside.any()  # the number's pixels are the same with or without the word
+        drawn += bool(len(xs))
+    assert drawn >= 10  # most images had room for a word
+
+
+def test_styled_digits_stay_in_their_boxes(rendered):
+    """With relief, shadows, plates and faded ink, every digit box still holds its digit: its
+    pixels differ from the same image rendered with the digit's box empty of ink."""
+    root, layouts = rendered
+    fonts = street.find_fonts()[:4]
+    style = _quiet(relief=1.0, shadow=1.0, contrast=(0.6, 1.0))
+    inked = 0
+    boxes = 0
+    for i, r in enumerate(layouts["train"][:30]):
+        image = street.render(r, fonts, seed=i, style=style).astype(np.float32)
+        for _, left, top, bw, bh in r.boxes:
+            x0, y0 = max(0, int(left)), max(0, int(top))
+            patch = image[y0 : int(top + bh), x0 : int(left + bw)]
+            if patch.size:
+                boxes += 1
+                inked += patch.std() > 8
+    assert inked >= 0.9 * boxes

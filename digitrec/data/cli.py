@@ -1,9 +1,11 @@
-"""`digitrec-data mnist|notmnist|svhn|street|scenes`: fetch, verify or render datasets.
+"""`digitrec-data mnist|notmnist|svhn|fonts|street|scenes`: fetch, verify or render datasets.
 
 digitrec-data svhn                      # download + extract SVHN format 1 (train, test)
 digitrec-data svhn --splits train,test,extra
+digitrec-data fonts                     # 67 font families for the renderer (npm registry, sha512)
 digitrec-data street --out DIR          # render the SYNTHETIC stand-in with SVHN's real layouts
 digitrec-data street --out DIR --random 1000 --splits train
+digitrec-data street --out DIR --set backgrounds=<svhn root>/train --set words=0.3   # renderer knobs
 digitrec-data scenes --root DIR --out SCENES --n 1000   # test photos: numbers pasted into clutter
 """
 
@@ -21,7 +23,9 @@ from digitrec.data.download import DownloadError
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="digitrec-data", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("dataset", choices=["mnist", "notmnist", "svhn", "street", "scenes"])
+    parser.add_argument(
+        "dataset", choices=["mnist", "notmnist", "svhn", "fonts", "street", "scenes"]
+    )
     parser.add_argument("--data-dir", default=None,
                         help="default: $DIGITREC_DATA_DIR, else .data")  # fmt: skip
     parser.add_argument("--splits", default="train,test", help="svhn/street: comma-separated")
@@ -35,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="street: N random layouts per split instead of a label file")  # fmt: skip
     parser.add_argument("--limit", type=int, default=0, help="street: first N layouts only")
     parser.add_argument("--workers", type=int, default=2, help="street: rendering processes")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="street: a renderer knob (digitrec/data/street.py Style), e.g. "
+                             "backgrounds=<svhn root>/train, words=0.3, palette=random; "
+                             "repeatable")  # fmt: skip
+    parser.add_argument("--v1", action="store_true",
+                        help="street: start from the first renderer's look (Style.v1)")  # fmt: skip
     parser.add_argument("--root", default=None,
                         help="scenes: the SVHN format-1 root to take images from (default "
                              "<data-dir>/svhn)")  # fmt: skip
@@ -56,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
             for split in splits:
                 folder = svhn.ensure_split(data_dir / "svhn", split)
                 print(f"SVHN {split} ready in {folder}")
+        elif args.dataset == "fonts":
+            from digitrec.data.fonts import FAMILIES, ensure_fonts, font_dir
+
+            files = ensure_fonts(data_dir)
+            print(f"{len(FAMILIES)} font families ready in {font_dir(data_dir)}: "
+                  f"{len(files)} font files")  # fmt: skip
         elif args.dataset == "scenes":
             from digitrec.data import scenes
 
@@ -74,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _street(args, data_dir: Path, splits: list[str]) -> None:
     from digitrec.data import street
+    from digitrec.data.fonts import font_files
 
+    style = street.Style.parse(args.set, street.Style.v1() if args.v1 else None)
+    fonts = street.find_fonts(font_files(data_dir))
     out = Path(args.out) if args.out else data_dir / "street"
     for i, split in enumerate(splits):
         if args.random:
@@ -85,7 +104,7 @@ def _street(args, data_dir: Path, splits: list[str]) -> None:
         if args.limit:
             layouts = layouts[: args.limit]
         folder = street.render_split(layouts, out, split, seed=args.seed * 100 + i,
-                                     workers=args.workers)  # fmt: skip
+                                     workers=args.workers, fonts=fonts, style=style)  # fmt: skip
         print(f"rendered {len(layouts):,} SYNTHETIC street numbers ({split}) into {folder}")
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from digitrec.data.download import atomic_write_bytes
-from digitrec.data.svhn import RENDERED_MARKER, read_digit_struct
+from digitrec.data.svhn import RENDERED_MARKER, split_records
 
 log = logging.getLogger(__name__)
 
@@ -140,11 +140,11 @@ def write_scenes(root: str | Path, split: str, out: str | Path, n: int, seed: in
 
     root, out = Path(root), Path(out)
     folder = root / split
-    if not (folder / "digitStruct.mat").is_file():
-        raise FileNotFoundError(f"{folder}/digitStruct.mat: no SVHN format-1 split there "
-                                "(digitrec-data svhn, or digitrec-data street for the stand-in)")  # fmt: skip
-    records = [r for r in read_digit_struct(folder / "digitStruct.mat")
-               if 0 < len(r.boxes) <= max_len]  # fmt: skip
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no SVHN format-1 split there (digitrec-data svhn, "
+                                "or digitrec-data street for the stand-in)")  # fmt: skip
+    folder, records = split_records(root, split, download=False)
+    records = [r for r in records if 0 < len(r.boxes) <= max_len]
     rng = np.random.default_rng(seed)
     picks = rng.choice(len(records), size=min(n, len(records)), replace=False)
     out.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,11 @@ and the HDF5 cache the training loader reads.
 
 Layout under `root` (default `<data_dir>/svhn`): `<split>/1.png, 2.png, ...` and
 `<split>/digitStruct.mat` for split in train, test, extra, exactly as the official archives
-extract; `cache/<split>-<key>.h5` holds the preprocessed images (see `build_cache`).
+extract; `cache/<split>-<key>.h5` holds the preprocessed images (see `build_cache`; a read-only
+root caches under ~/.cache/digitrec instead). A split folder with PNGs but no digitStruct.mat
+takes its labels from the JSON form (`split_records`): `<split>/labels.json[.gz]`,
+`<root>/labels/<split>.json[.gz]` or `<root>/../labels/<split>.json[.gz]` — so a subset of real
+SVHN images (e.g. `$DIGITREC_DATA_DIR/svhn/real`, labels in `svhn/labels/`) works as a root.
 
 `digitStruct.mat` is MATLAB v7.3, i.e. HDF5 in which every name, box group and box value is a
 separate object reached through object references. Opening ~600,000 objects one by one through
@@ -134,6 +138,41 @@ def read_json_labels(path: str | Path) -> list[Record]:
         ]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{path}: not an SVHN label file ({type(e).__name__}: {e})") from None
+
+
+def json_labels_for(root: str | Path, split: str) -> Path | None:
+    """The JSON label file for a split folder without digitStruct.mat, if there is one."""
+    root = Path(root)
+    for folder, stem in ((root / split, "labels"), (root / "labels", split),
+                         (root.parent / "labels", split)):  # fmt: skip
+        for suffix in (".json.gz", ".json"):
+            if (folder / f"{stem}{suffix}").is_file():
+                return folder / f"{stem}{suffix}"
+    return None
+
+
+def split_records(root: str | Path, split: str, download: bool = True) -> tuple[Path, list[Record]]:
+    """The split's folder and its records: from `<split>/digitStruct.mat`; else, for a folder of
+    PNGs, from the JSON labels (`json_labels_for`), keeping the images present in the folder;
+    else the official split, downloaded when missing."""
+    root = Path(root)
+    folder = root / split
+    if not (folder / "digitStruct.mat").is_file() and folder.is_dir():
+        labels = json_labels_for(root, split)
+        present = {p.name for p in folder.glob("*.png")}
+        if labels is not None and present:
+            records = [r for r in read_json_labels(labels) if r.name in present]
+            if not records:
+                raise ValueError(f"{folder}: none of its {len(present)} PNGs is labelled in "
+                                 f"{labels}")  # fmt: skip
+            unlabelled = len(present) - len(records)
+            if unlabelled:
+                log.warning("%s: %d PNGs have no entry in %s and are skipped", folder,
+                            unlabelled, labels)  # fmt: skip
+            log.info("%s: %d images labelled by %s", folder, len(records), labels)
+            return folder, records
+    folder = ensure_split(root, split, download)
+    return folder, read_digit_struct(folder / "digitStruct.mat")
 
 
 def read_digit_struct(path: str | Path) -> list[Record]:
@@ -584,13 +623,24 @@ def encode_labels(boxes: np.ndarray, max_len: int) -> tuple[int, np.ndarray]:
 CACHE_ARRAYS = ("images", "length", "digits", "box", "crop", "size")
 
 
+def cache_dir(root: str | Path) -> Path:
+    """Where a root's caches go: `<root>/cache`, or, when the root cannot be written (a shared,
+    read-only copy), `$XDG_CACHE_HOME/digitrec/svhn-<hash of the root's path>` (~/.cache)."""
+    root = Path(root)
+    if not root.exists() or (os.access(root, os.W_OK) and root.stat().st_mode & 0o222):
+        return root / "cache"  # (the mode bits too: root's access() ignores a read-only mode)
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    tag = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]
+    return home / "digitrec" / f"svhn-{root.name}-{tag}"
+
+
 def cache_path(root: Path, split: str, p: Preprocessing) -> Path:
-    return Path(root) / "cache" / f"{split}-{p.key}.h5"
+    return cache_dir(root) / f"{split}-{p.key}.h5"
 
 
 def build_cache(root: str | Path, split: str, p: Preprocessing, download: bool = True,
                 workers: int = 2, progress: bool = True) -> Path:  # fmt: skip
-    """Convert `<root>/<split>` (PNGs + digitStruct.mat) into `cache/<split>-<key>.h5`, where key
+    """Convert `<root>/<split>` (PNGs + labels, `split_records`) into `cache/<split>-<key>.h5`, where key
     hashes the preprocessing config: images uint8 (N, size, size, 3), length (N,), digits
     (N, max_len), box (N, 4) union box in crop pixels, crop (N, 4) crop box in the image,
     size (N, 2) the image's width, height, names (N,). Written to a temporary file and renamed
@@ -599,11 +649,9 @@ def build_cache(root: str | Path, split: str, p: Preprocessing, download: bool =
     out = cache_path(root, split, p)
     if out.is_file():
         return out
-    folder = ensure_split(root, split, download)
     start = time.perf_counter()
-    records = read_digit_struct(folder / "digitStruct.mat")
-    log.info("%s: %d records in %.1f s", folder / "digitStruct.mat", len(records),
-             time.perf_counter() - start)  # fmt: skip
+    folder, records = split_records(root, split, download)
+    log.info("%s: %d records in %.1f s", folder, len(records), time.perf_counter() - start)
     empty = [r.name for r in records if len(r.boxes) == 0]
     long = [r for r in records if len(r.boxes) > p.max_len]
     keep = [r for r in records if len(r.boxes) and (p.long_numbers == "class" or

@@ -1,24 +1,35 @@
-"""`digitrec-evaluate-photos`: what localization changes, measured on a scenes folder.
+"""`digitrec-evaluate-photos`: read labelled photos end to end and measure what each stage costs.
 
-digitrec-data scenes --root <SVHN format-1 root> --out scenes/ --n 1000
-digitrec-evaluate-photos READER.ckpt --localizer LOCALIZER.ckpt --scenes scenes/
+digitrec-evaluate-photos READER.ckpt --localizer LOC.ckpt --folder real_photos/
+digitrec-evaluate-photos READER.ckpt --localizer LOC.ckpt --svhn svhn/real/test --svhn svhn/fixtures/test
+digitrec-evaluate-photos READER.ckpt --localizer LOC.ckpt --scenes scenes/     # digitrec-data scenes
 
-Reads every scene four ways with the same reader and compares sequence accuracy:
-ground-truth crops (the labelled union box, the paper's crop), two-stage (the full pipeline:
-localizer, second look, most confident candidate), first look only (the localizer's box on the
-whole photo, no second look) and whole photo (no localizer). Also the IoU of the two-stage and
-first-look boxes with the true union box, the two-stage reader's errors where the
-ground-truth crop is right (box elsewhere — and how many of those numbers are small — or found
-but misread) and the two-stage time per photo (median, this machine's threads). Prints a
-markdown table; --out writes the figures as JSON.
+Sources (any mix, each repeatable): --folder DIR with DIR/labels.csv (`file,number`, an optional
+`crop` column such as full/tight is reported as groups); --svhn DIR, an SVHN format-1 split
+folder (PNGs + digitStruct.mat, or PNGs labelled by the JSON form: see digitrec.data.svhn.
+split_records) — its boxes give the ground-truth crop; --scenes DIR from `digitrec-data scenes`.
+
+Every image is read these ways with the same reader: ground-truth crop (the labelled union box,
+the paper's crop; where boxes are known), two-stage (the full pipeline: localizer, more looks,
+most confident candidate), first look only (the localizer's box on the whole photo) and whole
+photo (no localizer). Reported: exact-number accuracy per way, per number length and per group,
+the IoU of the two-stage and first-look boxes with the true box, what localization loses (wrong
+two-stage readings where the ground-truth crop is right: box elsewhere — and how many of those
+numbers are small — or found but misread) and the median time of the pipeline per photo (decoded
+image in, number out; this machine's threads). A file that cannot be read gets an error line;
+the others go on (exit 1). The figures go to MLflow as an evaluation run (experiment
+`photo_eval`, tagged with the checkpoints' training runs; --no-track to skip) and, with --out, to
+a JSON file with every image's readings.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +37,6 @@ import torch
 from tqdm import tqdm
 
 from digitrec.data.download import atomic_write_bytes
-from digitrec.data.scenes import read_labels
 from digitrec.models.localizer import box_iou
 from digitrec.reading.images import load_image
 from digitrec.reading.pipeline import PhotoReader, add_fallback_argument, cli_parser
@@ -35,97 +45,303 @@ WAYS = ("ground-truth crop", "two-stage", "first look only", "whole photo")
 SMALL = 0.03  # a number narrower than this fraction of the photo's width is "small"
 MISSES = ("wrong, ground-truth crop right", "box elsewhere (IoU < 0.1)",
           f"box elsewhere, number < {SMALL:.0%} of the photo's width", "box found, misread")  # fmt: skip
+EXPERIMENT = "photo_eval"
 
 
+@dataclass
+class Item:
+    """One labelled photo: its path, true number, true union box (x0, y0, x1, y1) if known."""
+
+    name: str
+    path: Path
+    number: str
+    box: list[float] | None = None
+    group: str | None = None
+
+
+def slug(way: str) -> str:
+    return way.replace("-", "_").replace(" ", "_")
+
+
+# ------------------------------------------------------------------------------- sources
+def scene_items(folder: Path) -> list[Item]:
+    from digitrec.data.scenes import read_labels
+
+    return [Item(f"{folder.name}/{e['name']}", folder / e["name"], e["number"], e["box"])
+            for e in read_labels(folder)]  # fmt: skip
+
+
+def svhn_items(folder: Path) -> list[Item]:
+    """A format-1 split folder's images with their numbers and union boxes."""
+    from digitrec.data.svhn import split_records
+
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder (an SVHN format-1 split: PNGs and "
+                                "digitStruct.mat or JSON labels)")  # fmt: skip
+    folder, records = split_records(folder.parent, folder.name, download=False)
+    out = []
+    for r in records:
+        if not len(r.boxes):
+            continue
+        b = r.boxes
+        box = [float(b[:, 1].min()), float(b[:, 2].min()), float((b[:, 1] + b[:, 3]).max()),
+               float((b[:, 2] + b[:, 4]).max())]  # fmt: skip
+        out.append(Item(f"{folder.name}/{r.name}", folder / r.name, r.number, box))
+    return out
+
+
+def folder_items(folder: Path) -> list[Item]:
+    """DIR/labels.csv rows (file, number, optional crop) as items; bad labels raise ValueError."""
+    path = folder / "labels.csv"
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file (expected a CSV with the header "
+                                "file,number)") from None  # fmt: skip
+    if not rows or not {"file", "number"} <= set(rows[0]):
+        raise ValueError(f"{path}: expected a CSV with the header file,number (other columns "
+                         "allowed)")  # fmt: skip
+    out = []
+    for i, row in enumerate(rows, 2):
+        number = (row["number"] or "").strip()
+        if not number.isascii() or not number.isdigit():
+            raise ValueError(f"{path}, line {i}: number {number!r} is not a digit string")
+        file = (row["file"] or "").strip()
+        out.append(Item(file, folder / file, number, None, (row.get("crop") or "").strip() or None))
+    return out
+
+
+# ------------------------------------------------------------------------------- reading
 def _iou(a, b) -> float:
     return float(box_iou(torch.tensor([a], dtype=torch.float64),
                          torch.tensor([b], dtype=torch.float64))[0])  # fmt: skip
 
 
-def evaluate(reader: PhotoReader, folder: Path, limit: int | None = None,
-             progress: bool = True) -> dict:  # fmt: skip
-    labels = read_labels(folder)[:limit]
-    first_look = PhotoReader(reader.reader, reader.localizer, looks=1, fallback=0.0)
-    correct = dict.fromkeys(WAYS, 0)
-    ious = {"two-stage": [], "first look only": []}
-    seconds = []
+def _accuracy(rows: list[dict], way: str, key=None) -> dict:
+    """Accuracy of `way` over the rows that have it, overall and by `key(row)`."""
+    have = [r for r in rows if way in r["read"]]
+    out = {"n": len(have),
+           "accuracy": float(np.mean([r["read"][way] == r["number"] for r in have])) if have
+           else None}  # fmt: skip
+    if key is not None:
+        groups: dict = {}
+        for r in have:
+            if key(r) is not None:  # rows without a group are in no group's figure
+                groups.setdefault(key(r), []).append(r["read"][way] == r["number"])
+        out["by"] = {str(k): {"n": len(v), "accuracy": float(np.mean(v))}
+                     for k, v in sorted(groups.items(), key=lambda kv: str(kv[0]))}  # fmt: skip
+    return out
+
+
+def evaluate(reader: PhotoReader, items: list[Item], progress: bool = True) -> dict:
+    first_look = (PhotoReader(reader.reader, reader.localizer, looks=1, fallback=0.0)
+                  if reader.localizer is not None else None)  # fmt: skip
+    rows, errors, seconds = [], [], []
     misses = dict.fromkeys(MISSES, 0)
-    for item in tqdm(labels, desc="reading scenes", unit="img", disable=not progress):
-        image = load_image(folder / item["name"])
-        truth, true_box = item["number"], item["box"]
-        start = time.perf_counter()
-        two = reader(image)
-        seconds.append(time.perf_counter() - start)
-        first = first_look(image)
+    for item in tqdm(items, desc="reading photos", unit="img", disable=not progress):
+        try:
+            image = load_image(item.path)
+        except Exception as e:  # missing, corrupt, a decompression bomb: this file only
+            errors.append({"file": item.name, "error": " ".join(str(e).split())})
+            print(f"digitrec-evaluate-photos: {errors[-1]['error']}", file=sys.stderr)
+            continue
         h, w = image.shape[:2]
-        gt = reader.read_crops(reader.crops(image, [np.array(true_box)]))[0][0]
+        start = time.perf_counter()
+        reading = reader(image)  # the pipeline (the whole photo as one crop without a localizer)
+        seconds.append(time.perf_counter() - start)
+        read = {}
+        row = {"file": item.name, "number": item.number, "group": item.group,
+               "size": [w, h], "read": read, "confidence": round(reading.confidence, 4),
+               "box": [round(v, 1) for v in reading.box]}  # fmt: skip
         whole = reader.read_crops(reader.crops(image, [np.array([0, 0, w, h], float)]))[0][0]
-        for way, number in zip(WAYS, (gt, two.number, first.number, whole), strict=True):
-            correct[way] += number == truth
-        ious["two-stage"].append(_iou(two.box, true_box))
-        ious["first look only"].append(_iou(first.box, true_box))
-        if gt == truth and two.number != truth:  # what localization lost
-            wrong, elsewhere, small, misread = MISSES
-            misses[wrong] += 1
-            if ious["two-stage"][-1] < 0.1:
-                misses[elsewhere] += 1
-                misses[small] += (true_box[2] - true_box[0]) < SMALL * w
-            else:
-                misses[misread] += 1
-    n = len(labels)
-    return {
-        "scenes": str(folder), "images": n,
-        "sequence_accuracy": {way: correct[way] / n for way in WAYS},
-        "mean_iou": {k: float(np.mean(v)) for k, v in ious.items()},
-        "iou50": {k: float(np.mean(np.array(v) >= 0.5)) for k, v in ious.items()},
-        "two_stage_errors": misses,
-        "two_stage_ms_median": 1e3 * statistics.median(seconds),
+        read["whole photo"] = whole
+        if first_look is not None:
+            read["two-stage"] = reading.number
+            first = first_look(image)
+            read["first look only"] = first.number
+        if item.box is not None:
+            read["ground-truth crop"] = reader.read_crops(
+                reader.crops(image, [np.array(item.box, float)]))[0][0]  # fmt: skip
+            row["true_box"] = item.box
+            if first_look is not None:
+                row["iou"] = {"two-stage": _iou(reading.box, item.box),
+                              "first look only": _iou(first.box, item.box)}  # fmt: skip
+                gt_right = read["ground-truth crop"] == item.number
+                if gt_right and reading.number != item.number:  # what localization lost
+                    wrong, elsewhere, small, misread = MISSES
+                    misses[wrong] += 1
+                    if row["iou"]["two-stage"] < 0.1:
+                        misses[elsewhere] += 1
+                        misses[small] += (item.box[2] - item.box[0]) < SMALL * w
+                    else:
+                        misses[misread] += 1
+        rows.append(row)
+    ways = [way for way in WAYS if any(way in r["read"] for r in rows)]
+    ious = [r["iou"] for r in rows if "iou" in r]
+    result = {
+        "images": len(rows), "errors": errors,
+        "sequence_accuracy": {way: _accuracy(rows, way)["accuracy"] for way in ways},
+        "n": {way: _accuracy(rows, way)["n"] for way in ways},
+        "by_length": {way: _accuracy(rows, way, lambda r: len(r["number"]))["by"]
+                      for way in ways},
+        "by_group": ({way: _accuracy(rows, way, lambda r: r["group"])["by"] for way in ways}
+                     if any(r["group"] for r in rows) else {}),
+        "mean_iou": {k: float(np.mean([i[k] for i in ious])) for k in
+                     ("two-stage", "first look only")} if ious else {},
+        "iou50": {k: float(np.mean([i[k] >= 0.5 for i in ious])) for k in
+                  ("two-stage", "first look only")} if ious else {},
+        "two_stage_errors": misses if ious else {},
+        "ms_median": 1e3 * statistics.median(seconds) if seconds else None,
         "threads": torch.get_num_threads(),
         "settings": {"looks": reader.looks, "zoom": reader.zoom, "scales": list(reader.scales),
-                     "fallback": reader.fallback},
+                     "fallback": reader.fallback, "localizer": reader.localizer is not None},
+        "readings": rows,
     }  # fmt: skip
+    return result
 
 
 def markdown(r: dict) -> str:
-    gt = r["sequence_accuracy"]["ground-truth crop"]
-    rows = ["| reading | sequence accuracy | vs ground-truth crops | mean IoU | IoU ≥ 0.5 |",
-            "|---|---|---|---|---|"]  # fmt: skip
-    for way in WAYS:
-        acc = r["sequence_accuracy"][way]
+    acc = r["sequence_accuracy"]
+    gt = acc.get("ground-truth crop")
+    rows = ["| reading | n | sequence accuracy | vs ground-truth crops | mean IoU | IoU ≥ 0.5 |",
+            "|---|---|---|---|---|---|"]  # fmt: skip
+    for way, a in acc.items():
+        if a is None:
+            continue
+        vs = f"{100 * (a - gt):+.2f} points" if gt is not None else "–"
         iou = r["mean_iou"].get(way)
-        rows.append(f"| {way} | {acc:.2%} | {100 * (acc - gt):+.2f} points | "
-                    + (f"{iou:.3f} | {r['iou50'][way]:.2%} |" if iou is not None else "– | – |"))  # fmt: skip
+        iou_cells = f"{iou:.3f} | {r['iou50'][way]:.2%}" if iou is not None else "– | –"
+        rows.append(f"| {way} | {r['n'][way]} | {a:.2%} | {vs} | {iou_cells} |")
+    lengths = sorted({int(k) for v in r["by_length"].values() for k in v})
+    rows += ["", "| reading | " + " | ".join(f"{k} digits" for k in lengths) + " |",
+             "|---|" + "---|" * len(lengths)]  # fmt: skip
+    for way, by in r["by_length"].items():
+        cells = [f"{by[str(k)]['accuracy']:.1%} (n={by[str(k)]['n']})" if str(k) in by else "–"
+                 for k in lengths]  # fmt: skip
+        rows.append(f"| {way} | " + " | ".join(cells) + " |")
+    for way, by in r["by_group"].items():
+        rows.append(f"\n{way} by group: " + ", ".join(
+            f"{g} {v['accuracy']:.1%} (n={v['n']})" for g, v in by.items()))  # fmt: skip
     e = r["two_stage_errors"]
-    rows.append(f"\ntwo-stage {e[MISSES[0]]} wrong where the ground-truth crop is right: "
-                f"{e[MISSES[1]]} with the box elsewhere (IoU < 0.1; {e[MISSES[2]]} of them numbers"
-                f" under {SMALL:.0%} of the photo's width), {e[MISSES[3]]} found but misread")  # fmt: skip
-    rows.append(f"\n{r['images']} scenes; two-stage median {r['two_stage_ms_median']:.1f} ms a "
-                f"photo (decoded, {r['threads']} threads)")  # fmt: skip
+    if e:
+        rows.append(f"\ntwo-stage {e[MISSES[0]]} wrong where the ground-truth crop is right: "
+                    f"{e[MISSES[1]]} with the box elsewhere (IoU < 0.1; {e[MISSES[2]]} of them "
+                    f"numbers under {SMALL:.0%} of the photo's width), {e[MISSES[3]]} found but "
+                    "misread")  # fmt: skip
+    what = "two-stage" if r["settings"]["localizer"] else "whole photo"
+    ms = f"{what} median {r['ms_median']:.1f} ms a photo" if r["ms_median"] is not None else ""
+    rows.append(f"\n{r['images']} images read, {len(r['errors'])} unreadable; {ms} "
+                f"(decoded, {r['threads']} threads)")  # fmt: skip
     return "\n".join(rows)
 
 
+# ------------------------------------------------------------------------------- tracking
+def metrics(r: dict) -> dict[str, float]:
+    """The figures as flat MLflow metrics: <way>/sequence_accuracy, …_len<k>, …_<group>."""
+    out = {"images": r["images"], "errors": len(r["errors"])}
+    for way, a in r["sequence_accuracy"].items():
+        if a is None:
+            continue
+        out[f"{slug(way)}/sequence_accuracy"] = a
+        out[f"{slug(way)}/n"] = r["n"][way]
+        for k, v in r["by_length"][way].items():
+            out[f"{slug(way)}/sequence_accuracy_len{k}"] = v["accuracy"]
+        for g, v in r["by_group"].get(way, {}).items():
+            out[f"{slug(way)}/sequence_accuracy_{g}"] = v["accuracy"]
+    for way, v in r["mean_iou"].items():
+        out[f"{slug(way)}/mean_iou"] = v
+    if r["ms_median"] is not None:
+        out["ms_median"] = r["ms_median"]
+    return out
+
+
+def _run_id_of(checkpoint: str | None) -> str | None:
+    from digitrec.train import RUN_ID_KEY
+
+    if not checkpoint:
+        return None
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    return state.get(RUN_ID_KEY)
+
+
+def track(r: dict, args, sources: list[str]) -> str:
+    """Log the evaluation as an MLflow run; its id."""
+    import os
+
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param
+
+    from digitrec.tracking import experiment_id, log_batched
+
+    uri = args.uri or os.environ.get("MLFLOW_TRACKING_URI") or \
+        f"sqlite:///{Path.cwd() / 'mlflow.db'}"  # fmt: skip
+    client = MlflowClient(tracking_uri=uri)
+    exp = experiment_id(client, args.experiment, str(Path.cwd() / "mlartifacts"))
+    tags = {"mlflow.runName": "evaluate " + " + ".join(Path(s).name for s in sources),
+            "digitrec.evaluation": "photos", "reader_checkpoint": str(Path(args.checkpoint).resolve())}  # fmt: skip
+    for role, path in (("reader", args.checkpoint), ("localizer", args.localizer)):
+        if path:
+            tags[f"{role}_checkpoint"] = str(Path(path).resolve())
+            if run_id := _run_id_of(path):
+                tags[f"{role}_run_id"] = run_id
+    run = client.create_run(exp, tags=tags).info.run_id
+    now = int(time.time() * 1000)
+    params = {"sources": " ".join(sources), **{k: str(v) for k, v in r["settings"].items()},
+              "threads": str(r["threads"])}  # fmt: skip
+    log_batched(client, run, params=[Param(k, v) for k, v in params.items()],
+                metrics=[Metric(k, float(v), now, 0) for k, v in metrics(r).items()])  # fmt: skip
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "photo_eval.json"
+        path.write_text(json.dumps(r, indent=1))
+        client.log_artifact(run, str(path))
+    client.set_terminated(run)
+    return run
+
+
+# ------------------------------------------------------------------------------- command
 def main(argv: list[str] | None = None) -> int:
-    p = cli_parser("digitrec-evaluate-photos", __doc__, localizer_required=True)
-    p.add_argument("--scenes", required=True, help="a folder written by digitrec-data scenes")
-    p.add_argument("--limit", type=int, default=None, help="the first N scenes only")
-    p.add_argument("--out", default=None, help="write the figures as JSON here")
+    from digitrec.tracking import add_uri_argument
+
+    p = cli_parser("digitrec-evaluate-photos", __doc__)
+    p.add_argument("--folder", action="append", default=[], metavar="DIR",
+                   help="photos listed in DIR/labels.csv (file,number[,crop]); repeatable")  # fmt: skip
+    p.add_argument("--svhn", action="append", default=[], metavar="DIR",
+                   help="an SVHN format-1 split folder; repeatable")  # fmt: skip
+    p.add_argument("--scenes", action="append", default=[], metavar="DIR",
+                   help="a folder written by digitrec-data scenes; repeatable")  # fmt: skip
+    p.add_argument("--limit", type=int, default=None, help="the first N images only")
+    p.add_argument("--out", default=None, help="write the figures and readings as JSON here")
     add_fallback_argument(p)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--experiment", default=EXPERIMENT, help="MLflow experiment (photo_eval)")
+    p.add_argument("--no-track", action="store_true", help="do not log an MLflow run")
+    add_uri_argument(p)
     args = p.parse_args(argv)
+    if not (args.folder or args.svhn or args.scenes):
+        p.error("give at least one of --folder DIR, --svhn DIR, --scenes DIR")
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
+        items = [*(i for d in args.folder for i in folder_items(Path(d))),
+                 *(i for d in args.svhn for i in svhn_items(Path(d))),
+                 *(i for d in args.scenes for i in scene_items(Path(d)))][: args.limit]  # fmt: skip
         reader = PhotoReader.from_checkpoints(
             args.checkpoint, args.localizer, fallback=args.fallback
         )
-        result = evaluate(reader, Path(args.scenes), args.limit)
     except (FileNotFoundError, ValueError) as e:
-        print(f"digitrec-evaluate-photos: {e}", file=sys.stderr)
+        print(f"digitrec-evaluate-photos: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
+    result = evaluate(reader, items)
     print(markdown(result))
     if args.out:
-        atomic_write_bytes(Path(args.out), json.dumps(result, indent=2).encode())
-    return 0
+        atomic_write_bytes(Path(args.out), json.dumps(result, indent=1).encode())
+    if not args.no_track:
+        run = track(result, args, [*args.folder, *args.svhn, *args.scenes])
+        print(f"MLflow run {run} (experiment {args.experiment!r})")
+    return 1 if result["errors"] else 0
 
 
 if __name__ == "__main__":
