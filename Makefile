@@ -18,7 +18,7 @@ OPTUNA_SWEEPER := hydra-optuna-sweeper==1.3.0
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-fast bench ui serve train-photo-reader sweep-mnist sweep-mnist-grid sweep-svhn reproduce-paper data-mnist data-notmnist data-svhn data-street lint clean
+.PHONY: help install train test test-fast bench ui serve train-photo-reader peers sweep-mnist sweep-mnist-grid sweep-svhn reproduce-paper data-mnist data-notmnist data-svhn data-fonts data-street lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,9 +54,35 @@ serve: $(STAMP) ## web page reading uploaded photos, on 127.0.0.1 (READER=, LOCA
 	@test -n "$(READER)" || { echo "make serve: set READER=<reader best.ckpt> (and LOCALIZER=<localizer best.ckpt>); see README 'Reading photos'" >&2; exit 2; }
 	$(BIN)/digitrec-serve $(READER) $(if $(LOCALIZER),--localizer $(LOCALIZER)) --port $(SERVE_PORT)
 
-train-photo-reader: $(STAMP) ## train the photo reader's two models: reader (SVHN crops) and localizer (scenes)
-	$(BIN)/digitrec-train experiment=photo_reader $(ARGS)
-	$(BIN)/digitrec-train experiment=localizer $(ARGS)
+# the photo reader end to end: fonts → rendered stand-in (walls from real SVHN train images when
+# present) → reader and localizer on it → both fine-tuned on real SVHN train (svhn/real) when
+# present. Checkpoints: $(PHOTO)/{reader,localizer}_real/checkpoints/best.ckpt (or the stand-in
+# ones); experiments/photo_reader/README.md has the figures. STREET= another stand-in folder.
+DATA   ?= $(or $(DIGITREC_DATA_DIR),.data)
+STREET ?= .data/street-v2
+REAL   ?= $(DATA)/svhn/real
+PHOTO  ?= outputs/photo_reader
+train-photo-reader: $(STAMP) ## the photo reader end to end: stand-in, reader, localizer, real fine-tunes (~45 min)
+	$(BIN)/digitrec-data fonts --data-dir $(DATA)
+	test -f $(STREET)/test/digitStruct.mat || $(BIN)/digitrec-data street --data-dir $(DATA) --out $(STREET) \
+	    $(if $(firstword $(wildcard $(REAL)/train/*.png)),--set backgrounds=$(REAL)/train)
+	$(BIN)/digitrec-train experiment=photo_reader data.root=$(STREET) hydra.run.dir=$(PHOTO)/reader $(ARGS)
+	$(BIN)/digitrec-train experiment=localizer data.root=$(STREET) hydra.run.dir=$(PHOTO)/localizer $(ARGS)
+	@if [ -n "$(firstword $(wildcard $(REAL)/train/*.png))" ]; then \
+	  $(BIN)/digitrec-train experiment=photo_reader_real data.root=$(REAL) init_from=$(PHOTO)/reader/checkpoints/best.ckpt hydra.run.dir=$(PHOTO)/reader_real $(ARGS) && \
+	  $(BIN)/digitrec-train experiment=localizer_real data.root=$(REAL) init_from=$(PHOTO)/localizer/checkpoints/best.ckpt hydra.run.dir=$(PHOTO)/localizer_real $(ARGS); \
+	else echo "no real SVHN training images in $(REAL)/train: the stand-in models are the photo reader"; fi
+
+peers: $(STAMP) ## digitrec beside RapidOCR and Tesseract on the real images (READER=, LOCALIZER=; installs the peers)
+	@test -n "$(READER)" -a -n "$(LOCALIZER)" || { echo "make peers: set READER= and LOCALIZER= checkpoints (make train-photo-reader)" >&2; exit 2; }
+	test -x .venv-peers/bin/python || $(PYTHON) -m venv .venv-peers
+	.venv-peers/bin/python -m pip install --disable-pip-version-check -q rapidocr-onnxruntime==1.4.4 pytesseract==0.3.13
+	command -v tesseract >/dev/null || apt-get install -y -q tesseract-ocr >/dev/null || { echo "make peers: install Tesseract 5 (Debian: apt-get install tesseract-ocr)" >&2; exit 2; }
+	mkdir -p $(PHOTO)/peers
+	$(BIN)/python experiments/photo_reader/peers.py read --engine digitrec --reader $(READER) --localizer $(LOCALIZER) --out $(PHOTO)/peers/digitrec.json
+	.venv-peers/bin/python experiments/photo_reader/peers.py read --engine rapidocr --out $(PHOTO)/peers/rapidocr.json
+	.venv-peers/bin/python experiments/photo_reader/peers.py read --engine tesseract --out $(PHOTO)/peers/tesseract.json
+	$(BIN)/python experiments/photo_reader/peers.py table $(PHOTO)/peers/digitrec.json $(PHOTO)/peers/rapidocr.json $(PHOTO)/peers/tesseract.json
 
 sweep-mnist: $(STAMP) ## Optuna (TPE) search on synthetic MNIST (N_TRIALS=20, ARGS= for overrides)
 	$(BIN)/digitrec-train -m hparams_search=mnist_optuna launcher=$(LAUNCHER) $(if $(N_TRIALS),hydra.sweeper.n_trials=$(N_TRIALS)) $(ARGS)
@@ -81,6 +107,9 @@ data-notmnist: $(STAMP) ## download notMNIST_small into DIGITREC_DATA_DIR and co
 
 data-svhn: $(STAMP) ## download SVHN format 1 (train, test; SPLITS=train,test,extra) and extract it
 	$(BIN)/digitrec-data svhn --splits $(SPLITS)
+
+data-fonts: $(STAMP) ## fetch the renderer's 67 font families (npm registry, sha512-checked) into DIGITREC_DATA_DIR/fonts
+	$(BIN)/digitrec-data fonts
 
 data-street: $(STAMP) ## render the SYNTHETIC SVHN stand-in (real layouts from svhn/labels) into DIGITREC_DATA_DIR/street
 	$(BIN)/digitrec-data street $(ARGS)

@@ -479,3 +479,23 @@ def test_styled_digits_stay_in_their_boxes(rendered):
                 boxes += 1
                 inked += patch.std() > 8
     assert inked >= 0.9 * boxes
+
+
+def test_street_command_takes_style_knobs_and_refuses_a_read_only_folder(tmp_path, capsys,
+                                                                         monkeypatch):  # fmt: skip
+    from digitrec.data import cli
+
+    out = tmp_path / "street"
+    args = ["street", "--random", "6", "--splits", "train", "--workers", "1", "--out", str(out),
+            "--data-dir", str(tmp_path)]  # fmt: skip
+    assert cli.main([*args, "--set", "words=1", "--set", "palette=random"]) == 0
+    marker = (out / svhn.RENDERED_MARKER).read_text()
+    assert "words=1.0" in marker and "palette='random'" in marker
+    assert len(svhn.read_digit_struct(out / "train" / "digitStruct.mat")) == 6
+    assert cli.main([*args, "--set", "glitter=1"]) == 1
+    assert "--set 'glitter=1': expected KEY=VALUE" in capsys.readouterr().err
+    real_access = os.access
+    monkeypatch.setattr(svhn.os, "access", lambda p, mode: False if str(p) == str(out)
+                        else real_access(p, mode))  # fmt: skip
+    assert cli.main(args) == 1
+    assert f"{out}: read-only; pass --out DIR" in capsys.readouterr().err

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from digitrec.data import mnist, notmnist, svhn
-from digitrec.data.download import DownloadError
+from digitrec.data.download import DownloadError, writable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,6 +95,8 @@ def _street(args, data_dir: Path, splits: list[str]) -> None:
     style = street.Style.parse(args.set, street.Style.v1() if args.v1 else None)
     fonts = street.find_fonts(font_files(data_dir))
     out = Path(args.out) if args.out else data_dir / "street"
+    if not writable(out):
+        raise ValueError(f"{out}: read-only; pass --out DIR for the rendered stand-in")
     for i, split in enumerate(splits):
         if args.random:
             layouts = street.random_layouts(args.random, seed=args.seed * 100 + i)

@@ -35,6 +35,21 @@ def sha256sum(path: str | Path) -> str:
     return file_digest(path, "sha256")
 
 
+def writable(path: str | Path) -> bool:
+    """Whether files may be written under `path` (its nearest existing folder): permission and
+    the mode bits too (a superuser's access() ignores a read-only mode, e.g. a shared copy)."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return os.access(path, os.W_OK) and bool(path.stat().st_mode & 0o222)
+
+
+def user_cache(*parts: str) -> Path:
+    """`$XDG_CACHE_HOME/digitrec/...` (default ~/.cache/digitrec/...)."""
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return home.joinpath("digitrec", *parts)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file beside `path`, then rename: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)

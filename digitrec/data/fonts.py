@@ -4,7 +4,8 @@ A reader trained on two or three font families reads those families; real house 
 hundreds. `ensure_fonts` fetches the pinned `@fontsource/*` packages (open-licensed Google Fonts
 families, mostly SIL OFL 1.1) from the npm registry — each tarball checked against the registry's
 sha512 `integrity`, resumable, with a timeout — and extracts the Latin, normal-style WOFF files of
-the listed weights into `<data_dir>/fonts/<family>-<weight>.woff`. Nothing is committed; the
+the listed weights into `<data_dir>/fonts/<family>-<weight>.woff` (~/.cache/digitrec/fonts when
+the data folder is read-only). Nothing is committed; the
 renderer (digitrec/data/street.py) reads these beside the machine's own fonts. The tarballs are
 deleted once their fonts are out (about 90 MB fetched, 4 MB kept).
 """
@@ -18,7 +19,7 @@ import logging
 import tarfile
 from pathlib import Path
 
-from digitrec.data.download import DownloadError, atomic_write_bytes, download
+from digitrec.data.download import DownloadError, atomic_write_bytes, download, user_cache, writable
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,8 @@ def tarball_url(family: str, version: str) -> str:
 
 
 def font_dir(data_dir: str | Path) -> Path:
-    return Path(data_dir) / "fonts"
+    """`<data_dir>/fonts`, or `~/.cache/digitrec/fonts` when the data folder is read-only."""
+    return Path(data_dir) / "fonts" if writable(data_dir) else user_cache("fonts")
 
 
 def integrity(data: bytes) -> str:

@@ -37,7 +37,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from digitrec.data.download import DownloadError, download_first
+from digitrec.data.download import DownloadError, download_first, user_cache, writable
 
 log = logging.getLogger(__name__)
 
@@ -625,13 +625,12 @@ CACHE_ARRAYS = ("images", "length", "digits", "box", "crop", "size")
 
 def cache_dir(root: str | Path) -> Path:
     """Where a root's caches go: `<root>/cache`, or, when the root cannot be written (a shared,
-    read-only copy), `$XDG_CACHE_HOME/digitrec/svhn-<hash of the root's path>` (~/.cache)."""
+    read-only copy), `$XDG_CACHE_HOME/digitrec/svhn-<name>-<hash of the root's path>`."""
     root = Path(root)
-    if not root.exists() or (os.access(root, os.W_OK) and root.stat().st_mode & 0o222):
-        return root / "cache"  # (the mode bits too: root's access() ignores a read-only mode)
-    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    if writable(root):
+        return root / "cache"
     tag = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]
-    return home / "digitrec" / f"svhn-{root.name}-{tag}"
+    return user_cache(f"svhn-{root.name}-{tag}")
 
 
 def cache_path(root: Path, split: str, p: Preprocessing) -> Path:
