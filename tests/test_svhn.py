@@ -499,3 +499,33 @@ def test_street_command_takes_style_knobs_and_refuses_a_read_only_folder(tmp_pat
                         else real_access(p, mode))  # fmt: skip
     assert cli.main(args) == 1
     assert f"{out}: read-only; pass --out DIR" in capsys.readouterr().err
+
+
+def test_real_fine_tune_experiments_run_on_real_svhn(svhn_shared, tmp_path, monkeypatch):
+    """experiment=photo_reader_real and localizer_real on $DIGITREC_DATA_DIR/svhn/real (their
+    default root), small networks, a few steps each; the second starts from the first's kind of
+    checkpoint with init_from= (here: its own run's)."""
+    from mlflow import MlflowClient
+
+    from digitrec.train import train
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    common = [f"paths.data_dir={svhn_shared.parent}", f"tracking.uri=sqlite:///{tmp_path}/m.db",
+              f"tracking.artifact_root={tmp_path}/art", "+trainer.max_steps=2",
+              "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
+              "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]  # fmt: skip
+    reader = ["experiment=photo_reader_real", "model.widths=[8,8,16,16,16]",
+              "model.context_size=16", "data.eval_batch_size=128"]  # fmt: skip
+    metrics = train(compose_cfg(common + reader, tmp_path / "a"))
+    assert 0 <= metrics["test/sequence_accuracy"] <= 1
+    (first,) = (tmp_path / "a" / "output" / "checkpoints").glob("last.ckpt")
+    train(compose_cfg(common + reader + [f"init_from={first}"], tmp_path / "b"))
+    localizer = ["experiment=localizer_real", "model.widths=[8,8,16,16,16]", "model.fc=32",
+                 "data.eval_batch_size=128"]  # fmt: skip
+    metrics = train(compose_cfg(common + localizer, tmp_path / "c"))
+    assert 0 <= metrics["test/mean_iou"] <= 1
+    client = MlflowClient(f"sqlite:///{tmp_path}/m.db")
+    runs = client.search_runs([client.get_experiment_by_name("photo_reader").experiment_id])
+    assert len(runs) == 2 and "synthetic_data" not in runs[0].data.tags
+    assert any(r.data.tags.get("init_from") == str(first) for r in runs)
+    assert not (svhn_shared / "real" / "cache").exists()
