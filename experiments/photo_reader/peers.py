@@ -85,7 +85,11 @@ def digitrec_engine(args):
     def read(image: np.ndarray) -> str:
         return reader(image).number
 
-    return read, f"digitrec two-stage ({Path(args.reader).name} + {Path(args.localizer).name})"
+    def run_name(path: str) -> str:  # <run dir>/checkpoints/best.ckpt → the run dir's name
+        p = Path(path).resolve()
+        return p.parents[1].name if p.parent.name == "checkpoints" else p.name
+
+    return read, f"digitrec two-stage ({run_name(args.reader)} + {run_name(args.localizer)})"
 
 
 def rapidocr_engine(args):
