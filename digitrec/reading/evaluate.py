@@ -273,6 +273,7 @@ def _run_id_of(checkpoint: str | None) -> str | None:
 def track(r: dict, args, sources: list[str]) -> str:
     """Log the evaluation as an MLflow run; its id."""
     import os
+    import tempfile
 
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param
@@ -283,8 +284,9 @@ def track(r: dict, args, sources: list[str]) -> str:
         f"sqlite:///{Path.cwd() / 'mlflow.db'}"  # fmt: skip
     client = MlflowClient(tracking_uri=uri)
     exp = experiment_id(client, args.experiment, str(Path.cwd() / "mlartifacts"))
-    tags = {"mlflow.runName": "evaluate " + " + ".join(Path(s).name for s in sources),
-            "digitrec.evaluation": "photos", "reader_checkpoint": str(Path(args.checkpoint).resolve())}  # fmt: skip
+    names = [f"{Path(s).resolve().parent.name}/{Path(s).name}" for s in sources]
+    tags = {"mlflow.runName": "evaluate " + " + ".join(names),
+            "digitrec.evaluation": "photos"}  # fmt: skip
     for role, path in (("reader", args.checkpoint), ("localizer", args.localizer)):
         if path:
             tags[f"{role}_checkpoint"] = str(Path(path).resolve())
@@ -296,8 +298,6 @@ def track(r: dict, args, sources: list[str]) -> str:
               "threads": str(r["threads"])}  # fmt: skip
     log_batched(client, run, params=[Param(k, v) for k, v in params.items()],
                 metrics=[Metric(k, float(v), now, 0) for k, v in metrics(r).items()])  # fmt: skip
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "photo_eval.json"
         path.write_text(json.dumps(r, indent=1))

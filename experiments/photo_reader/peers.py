@@ -72,6 +72,30 @@ def load_rgb(path: Path) -> np.ndarray:
         return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
 
 
+# ------------------------------------------------------------------------------- answer rules
+def rapidocr_answer(result) -> str:
+    """RapidOCR's [(box, text, score), ...] → the digits of the highest-scoring line that has one."""
+    lines = [(score, "".join(DIGITS.findall(text))) for _, text, score in result or []]
+    lines = [(s, d) for s, d in lines if d]
+    return max(lines)[1] if lines else ""
+
+
+def tesseract_answer(data: dict) -> str:
+    """pytesseract.image_to_data's dict → the digits of the line (block, paragraph, line) whose
+    words have the highest mean confidence, among lines with a digit."""
+    lines: dict = {}
+    for i, text in enumerate(data["text"]):
+        conf = float(data["conf"][i])
+        if text.strip() and conf >= 0:
+            key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
+            lines.setdefault(key, []).append((conf, text))
+    scored = [(float(np.mean([c for c, _ in words])),
+               "".join(DIGITS.findall(" ".join(t for _, t in words))))
+              for words in lines.values()]  # fmt: skip
+    scored = [(c, d) for c, d in scored if d]
+    return max(scored)[1] if scored else ""
+
+
 # ------------------------------------------------------------------------------- engines
 def digitrec_engine(args):
     import torch
@@ -99,9 +123,7 @@ def rapidocr_engine(args):
 
     def read(image: np.ndarray) -> str:
         result, _ = ocr(image[..., ::-1].copy())  # RapidOCR takes OpenCV's BGR order
-        lines = [(score, "".join(DIGITS.findall(text))) for _, text, score in result or []]
-        lines = [(s, d) for s, d in lines if d]
-        return max(lines)[1] if lines else ""
+        return rapidocr_answer(result)
 
     import importlib.metadata as md
 
@@ -112,18 +134,8 @@ def tesseract_engine(args):
     import pytesseract
 
     def read(image: np.ndarray) -> str:
-        data = pytesseract.image_to_data(image, config="--psm 11",
-                                         output_type=pytesseract.Output.DICT)  # fmt: skip
-        lines: dict = {}
-        for i, text in enumerate(data["text"]):
-            conf = float(data["conf"][i])
-            if text.strip() and conf >= 0:
-                key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
-                lines.setdefault(key, []).append((conf, text))
-        scored = [(np.mean([c for c, _ in words]), "".join(DIGITS.findall(" ".join(
-            t for _, t in words)))) for words in lines.values()]  # fmt: skip
-        scored = [(c, d) for c, d in scored if d]
-        return max(scored)[1] if scored else ""
+        return tesseract_answer(pytesseract.image_to_data(
+            image, config="--psm 11", output_type=pytesseract.Output.DICT))  # fmt: skip
 
     return read, f"Tesseract {pytesseract.get_tesseract_version()} (--psm 11)"
 
