@@ -62,7 +62,7 @@ DATA   ?= $(or $(DIGITREC_DATA_DIR),.data)
 STREET ?= .data/street-v2
 REAL   ?= $(DATA)/svhn/real
 PHOTO  ?= outputs/photo_reader
-train-photo-reader: $(STAMP) ## the photo reader end to end: stand-in, reader, localizer, real fine-tunes (~45 min)
+train-photo-reader: $(STAMP) ## the photo reader end to end: stand-in, reader, localizer, real fine-tunes (~1 h)
 	$(BIN)/digitrec-data fonts --data-dir $(DATA)
 	test -f $(STREET)/test/digitStruct.mat || $(BIN)/digitrec-data street --data-dir $(DATA) --out $(STREET) \
 	    $(if $(firstword $(wildcard $(REAL)/train/*.png)),--set backgrounds=$(REAL)/train)
