@@ -4,9 +4,12 @@
 extract (`<out>/<split>/1.png, ...` + a MATLAB v7.3 `digitStruct.mat`), so `data=svhn
 data.root=<out>` runs the same reader, preprocessing and cache as real SVHN. Layouts come from a
 real label file (each real image's size, digit boxes and labels: lengths, geometry and class
-balance match SVHN exactly) or from `random_layouts`. Each image gets one TrueType font (whatever
-the machine has, plus matplotlib's), a wall, maybe a plate, digit colors, per-digit rotation and
-shear, blur, noise and JPEG artifacts, and a small perspective warp per glyph; every glyph is stretched to fill its box, so the boxes are
+balance match SVHN exactly) or from `random_layouts`. Each image gets one font (those of
+`digitrec-data fonts`, then the machine's and matplotlib's), a wall (a textured color or a patch
+of a real image with its digits painted out), maybe a plate, ink, per-digit rotation, the
+number's slant and a small perspective warp per glyph, relief and shadows, maybe a word beside
+the number, low resolution, blur, noise and JPEG artifacts — each a knob of `Style` (measured:
+experiments/photo_reader). Every glyph is stretched to fill its box, so the boxes are
 tight like SVHN's. `<out>/RENDERED.md` marks the folder as synthetic, and caches and runs built
 from it say so. Figures measured on it are not SVHN figures.
 """
