@@ -215,8 +215,9 @@ def run_suites(model, suites, glyphs, labels, batch_size: int) -> None:
 
 
 # ------------------------------------------------------------------------------- folders
-def read_labels(folder: Path) -> list[tuple[str, str]]:
-    """(file, number) rows of folder/labels.csv, as written (leading zeros kept)."""
+def read_labels(folder: Path, extra: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """(file, number) rows of folder/labels.csv, as written (leading zeros kept), then the
+    `extra` columns' values ("" where a column is absent)."""
     path = folder / LABELS
     expected = f"expected a CSV with the header {','.join(HEADER)}"
     try:
@@ -230,12 +231,13 @@ def read_labels(folder: Path) -> list[tuple[str, str]]:
     if not set(HEADER) <= set(header):
         raise UsageError(f"{path}: {expected} (other columns allowed), got "
                          f"{','.join(header) or 'an empty file'}")  # fmt: skip
-    i, j = header.index("file"), header.index("number")
+    columns = [header.index(c) if c in header else None for c in (*HEADER, *extra)]
+    width = max(c for c in columns if c is not None) + 1
     out = []
     for row in rows[1:]:
         if any(c.strip() for c in row):  # blank lines are skipped
-            row = row + [""] * (max(i, j) + 1 - len(row))
-            out.append((row[i].strip(), row[j].strip()))
+            row = row + [""] * (width - len(row))
+            out.append(tuple(row[c].strip() if c is not None else "" for c in columns))
     return out
 
 

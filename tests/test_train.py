@@ -14,7 +14,13 @@ from digitrec.train import train
 
 # SVHN experiments need a format-1 folder: tests/test_svhn.py and tests/test_reading.py run
 # them on a rendered one
-SVHN_EXPERIMENTS = {"paper_svhn", "photo_reader", "localizer", "photo_reader_real", "localizer_real"}
+SVHN_EXPERIMENTS = {
+    "paper_svhn",
+    "photo_reader",
+    "localizer",
+    "photo_reader_real",
+    "localizer_real",
+}
 EXPERIMENTS = sorted(
     p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml") if p.stem not in SVHN_EXPERIMENTS
 )

@@ -200,14 +200,14 @@ def _plate_color(rng, style: Style) -> np.ndarray:
     return _hsv_color(rng, 0.9, (0.05, 0.5))  # dark plates (blue, green, black, brown)
 
 
-def _contrast(rng, base: np.ndarray, style: Style | None = None) -> np.ndarray:
-    """A color clearly lighter or darker than `base`."""
+def _contrast(rng, base: np.ndarray, style: Style) -> np.ndarray:
+    """A color clearly lighter or darker than `base` (natural palette: sometimes brass)."""
     lum = base.mean()
     target = (
         rng.uniform(0, max(10, lum - 90)) if lum > 128 else rng.uniform(min(245, lum + 90), 255)
     )
-    spread = 40 if style is None or style.palette == "random" else 18
-    if style is not None and style.palette == "natural" and rng.random() < 0.2:
+    spread = 40 if style.palette == "random" else 18
+    if style.palette == "natural" and rng.random() < 0.2:
         return np.array([200, 160, 60]) * (target / 255 + 0.3) + rng.normal(0, 15, 3)  # brass
     return np.clip(target + rng.normal(0, spread, 3), 0, 255)
 

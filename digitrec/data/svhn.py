@@ -157,10 +157,10 @@ def split_records(root: str | Path, split: str, download: bool = True) -> tuple[
     else the official split, downloaded when missing."""
     root = Path(root)
     folder = root / split
-    if not (folder / "digitStruct.mat").is_file() and folder.is_dir():
-        labels = json_labels_for(root, split)
+    labels = None if (folder / "digitStruct.mat").is_file() else json_labels_for(root, split)
+    if labels is not None and folder.is_dir():
         present = {p.name for p in folder.glob("*.png")}
-        if labels is not None and present:
+        if present:
             records = [r for r in read_json_labels(labels) if r.name in present]
             if not records:
                 raise ValueError(f"{folder}: none of its {len(present)} PNGs is labelled in "

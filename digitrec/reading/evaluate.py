@@ -24,7 +24,6 @@ a JSON file with every image's readings.
 
 from __future__ import annotations
 
-import csv
 import json
 import statistics
 import sys
@@ -73,7 +72,7 @@ def scene_items(folder: Path) -> list[Item]:
 
 def svhn_items(folder: Path) -> list[Item]:
     """A format-1 split folder's images with their numbers and union boxes."""
-    from digitrec.data.svhn import split_records
+    from digitrec.data.svhn import split_records, union_box
 
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder (an SVHN format-1 split: PNGs and "
@@ -88,32 +87,22 @@ def svhn_items(folder: Path) -> list[Item]:
     for r in records:
         if not len(r.boxes) or r.name in missing:
             continue
-        b = r.boxes
-        box = [float(b[:, 1].min()), float(b[:, 2].min()), float((b[:, 1] + b[:, 3]).max()),
-               float((b[:, 2] + b[:, 4]).max())]  # fmt: skip
+        box = [float(v) for v in union_box(r.boxes)]
         out.append(Item(f"{folder.name}/{r.name}", folder / r.name, r.number, box))
     return out
 
 
 def folder_items(folder: Path) -> list[Item]:
-    """DIR/labels.csv rows (file, number, optional crop) as items; bad labels raise ValueError."""
-    path = folder / "labels.csv"
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file (expected a CSV with the header "
-                                "file,number)") from None  # fmt: skip
-    if not rows or not {"file", "number"} <= set(rows[0]):
-        raise ValueError(f"{path}: expected a CSV with the header file,number (other columns "
-                         "allowed)")  # fmt: skip
+    """DIR/labels.csv rows (file, number, optional crop group) as items (the reader of
+    digitrec-evaluate); a missing or malformed file or a bad label raises ValueError."""
+    from digitrec.evaluate_cli import DIGITS, LABELS, read_labels
+
     out = []
-    for i, row in enumerate(rows, 2):
-        number = (row["number"] or "").strip()
-        if not number.isascii() or not number.isdigit():
-            raise ValueError(f"{path}, line {i}: number {number!r} is not a digit string")
-        file = (row["file"] or "").strip()
-        out.append(Item(file, folder / file, number, None, (row.get("crop") or "").strip() or None))
+    for file, number, crop in read_labels(folder, extra=("crop",)):
+        if not DIGITS.fullmatch(number):
+            raise ValueError(f"{folder / LABELS}: {file}: number {number!r} is not a digit "
+                             "string")  # fmt: skip
+        out.append(Item(file, folder / file, number, None, crop or None))
     return out
 
 
@@ -183,13 +172,13 @@ def evaluate(reader: PhotoReader, items: list[Item], progress: bool = True) -> d
                         misses[misread] += 1
         rows.append(row)
     ways = [way for way in WAYS if any(way in r["read"] for r in rows)]
+    by_length = {way: _accuracy(rows, way, lambda r: len(r["number"])) for way in ways}
     ious = [r["iou"] for r in rows if "iou" in r]
     result = {
         "images": len(rows), "errors": errors,
-        "sequence_accuracy": {way: _accuracy(rows, way)["accuracy"] for way in ways},
-        "n": {way: _accuracy(rows, way)["n"] for way in ways},
-        "by_length": {way: _accuracy(rows, way, lambda r: len(r["number"]))["by"]
-                      for way in ways},
+        "sequence_accuracy": {way: a["accuracy"] for way, a in by_length.items()},
+        "n": {way: a["n"] for way, a in by_length.items()},
+        "by_length": {way: a["by"] for way, a in by_length.items()},
         "by_group": ({way: _accuracy(rows, way, lambda r: r["group"])["by"] for way in ways}
                      if any(r["group"] for r in rows) else {}),
         "mean_iou": {k: float(np.mean([i[k] for i in ious])) for k in
@@ -261,27 +250,17 @@ def metrics(r: dict) -> dict[str, float]:
     return out
 
 
-def _run_id_of(checkpoint: str | None) -> str | None:
-    from digitrec.train import RUN_ID_KEY
-
-    if not checkpoint:
-        return None
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
-    return state.get(RUN_ID_KEY)
-
-
 def track(r: dict, args, sources: list[str]) -> str:
     """Log the evaluation as an MLflow run; its id."""
-    import os
     import tempfile
 
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param
 
     from digitrec.tracking import experiment_id, log_batched
+    from digitrec.train import checkpoint_meta
 
-    uri = args.uri or os.environ.get("MLFLOW_TRACKING_URI") or \
-        f"sqlite:///{Path.cwd() / 'mlflow.db'}"  # fmt: skip
+    uri = args.uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"  # --uri defaults to the env
     client = MlflowClient(tracking_uri=uri)
     exp = experiment_id(client, args.experiment, str(Path.cwd() / "mlartifacts"))
     names = [f"{Path(s).resolve().parent.name}/{Path(s).name}" for s in sources]
@@ -290,7 +269,7 @@ def track(r: dict, args, sources: list[str]) -> str:
     for role, path in (("reader", args.checkpoint), ("localizer", args.localizer)):
         if path:
             tags[f"{role}_checkpoint"] = str(Path(path).resolve())
-            if run_id := _run_id_of(path):
+            if run_id := checkpoint_meta(path)[0]:
                 tags[f"{role}_run_id"] = run_id
     run = client.create_run(exp, tags=tags).info.run_id
     now = int(time.time() * 1000)

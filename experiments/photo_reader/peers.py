@@ -55,7 +55,9 @@ def items(root: Path) -> dict[str, list[tuple[str, Path, str]]]:
 
 
 def _svhn_labels(root: Path, folder: Path) -> list[tuple[str, str]]:
-    """(file, number) of a split folder; numbers from the official labels (JSON form)."""
+    """(file, number) of a split folder; numbers from the official labels (JSON form). Read
+    here, not with digitrec.data.svhn: this runs in .venv-peers too, where digitrec is not
+    installed."""
     import gzip
 
     with gzip.open(root / "svhn" / "labels" / "test.json.gz", "rt") as f:
