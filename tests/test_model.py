@@ -220,3 +220,22 @@ def test_cost_counts_parameters_and_multiply_adds():
     heads = 4 * 8 * 8 * (4 + 2 * 10)  # length (max_len + 2 = 4 classes) + 2 digit softmaxes
     assert cost["macs_per_image"] == conv_macs + heads
     assert cost["parameters"] == (9 * 4 + 4) + (256 * 4 + 4) + (256 * 20 + 20)
+
+
+def test_fuse_conv_bn_keeps_outputs_and_leaves_the_original_alone():
+    from digitrec.models.fuse import fuse_conv_bn
+
+    torch.manual_seed(0)
+    net = DigitNet(in_channels=3, height=54, width=54, max_len=5, depth=3, widths=[8, 16])
+    for m in net.modules():  # non-trivial running statistics, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 2)
+    net.eval()
+    fused = fuse_conv_bn(net)
+    x = torch.rand(4, 3, 54, 54)
+    for a, b in zip(net(x), fused(x), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == 3

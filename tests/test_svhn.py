@@ -124,6 +124,20 @@ def test_bad_digit_struct_files_are_one_line_errors(tmp_path):
 
 
 # ------------------------------------------------------------------------- preprocessing
+def test_crop_resize_of_a_large_patch_is_an_area_average():
+    import cv2
+
+    rng = np.random.default_rng(0)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (1500, 2000, 3), dtype=np.uint8), (0, 0), 8)
+    box = [100, 50, 1900, 1450]  # 1800 x 1400 → 64: block averages first, then the rest
+    ref = cv2.resize(image[50:1450, 100:1900], (64, 64), interpolation=cv2.INTER_AREA)
+    out = svhn.crop_resize(image, box, 64)
+    assert out.shape == (64, 64, 3) and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - ref).max() <= 3
+    small = svhn.crop_resize(image, [0, 0, 40, 30], 64)  # enlarging: untouched path
+    assert small.shape == (64, 64, 3)
+
+
 def test_crops_contain_every_digit_box():
     rng = np.random.default_rng(0)
     layouts = street.random_layouts(300, seed=1) + _records(300)

@@ -600,11 +600,17 @@ def preprocess(image: np.ndarray, record: Record, p: Preprocessing):
 
 
 def crop_resize(image: np.ndarray, box: Sequence[int], size: int) -> np.ndarray:
-    """image[y0:y1, x0:x1] resized to size x size (area averaging when shrinking)."""
+    """image[y0:y1, x0:x1] resized to size x size (area averaging when shrinking; a large patch
+    loses at most k - 1 pixels of its right and bottom edges to the block average)."""
     import cv2
 
     x0, y0, x1, y1 = (int(v) for v in box)
     patch = image[y0:y1, x0:x1]
+    k = min(patch.shape[:2]) // (2 * size)
+    if k >= 2:  # first an exact k x k block average (OpenCV's fast integer path: a 12 MP photo
+        # to 128 px in 10 ms instead of 48), then area averaging the rest of the way
+        h, w = patch.shape[0] // k, patch.shape[1] // k
+        patch = cv2.resize(patch[: h * k, : w * k], (w, h), interpolation=cv2.INTER_AREA)
     shrink = patch.shape[0] > size or patch.shape[1] > size
     return cv2.resize(patch, (size, size),
                       interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)  # fmt: skip
