@@ -2,18 +2,41 @@
 
 EXIF orientation is applied (phones store portrait photos as rotated landscape pixels);
 grayscale, palette, RGBA (composited over white), 16-bit and 32-bit images become 8-bit RGB.
+
+Every image is bounded before it is decoded: the pixel count its header declares is checked
+against `max_pixels` (default 50 Mpx, `DIGITREC_MAX_PIXELS` or each command's --max-mpx); a
+larger JPEG is decoded at 1/2, 1/4 or 1/8 scale by the decoder itself (draft mode: the full
+image never exists in memory), any other format is refused with one line. A decompression bomb
+is one ImageError for that file, never an abort of a batch.
 """
 
 from __future__ import annotations
 
 import glob
 import io
+import os
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+MAX_PIXELS = 50_000_000  # the default bound on an image's declared pixel count
+
+
+def max_pixels_default() -> int:
+    """`DIGITREC_MAX_PIXELS` when set (a positive integer), else MAX_PIXELS."""
+    value = os.environ.get("DIGITREC_MAX_PIXELS", "")
+    if not value:
+        return MAX_PIXELS
+    try:
+        n = int(float(value))
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise ValueError(f"DIGITREC_MAX_PIXELS={value!r}: expected a positive number of pixels")
+    return n
 
 
 class ImageError(ValueError):
@@ -40,27 +63,56 @@ def to_rgb(image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
-def _open(source, name: str) -> np.ndarray:
+def _open(source, name: str, max_pixels: int | None) -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    limit = max_pixels_default() if max_pixels is None else max_pixels
     try:
-        with Image.open(source) as image:
-            image.load()  # decode now: a truncated file fails here, not later
-            return to_rgb(ImageOps.exif_transpose(image))
+        with warnings.catch_warnings():  # the limit below is ours; Pillow's warning is noise
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as image:  # reads the header only
+                _bound(image, name, limit)
+                image.load()  # decode now: a truncated file fails here, not later
+                return to_rgb(ImageOps.exif_transpose(image))
     except FileNotFoundError:
         raise ImageError(f"{name}: no such file") from None
+    except Image.DecompressionBombError as e:  # beyond Pillow's own hard limit
+        raise ImageError(f"{name}: too large to decode ({e})") from None
+    except UnidentifiedImageError:  # Pillow's message names the file object, not the file
+        raise ImageError(f"{name}: not a readable image (an unknown format or a corrupt "
+                         "header)") from None  # fmt: skip
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
+        if isinstance(e, ImageError):
+            raise
         raise ImageError(f"{name}: not a readable image ({type(e).__name__}: {e})") from None
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """A photo file → (H, W, 3) uint8 RGB, EXIF orientation applied. Raises ImageError."""
-    return _open(str(path), str(path))
+def _bound(image, name: str, limit: int) -> None:
+    """Refuse an image whose header declares more than `limit` pixels, or, for a JPEG, ask
+    the decoder for the smallest power-of-two reduction that fits (draft mode)."""
+    w, h = image.size
+    if w * h <= limit:
+        return
+    if image.format == "JPEG":
+        scale = 2
+        while scale < 8 and (w // scale) * (h // scale) > limit:
+            scale *= 2
+        image.draft(image.mode, (w // scale, h // scale))
+        if image.size[0] * image.size[1] <= limit:
+            return
+    raise ImageError(f"{name}: {w}x{h} pixels ({w * h / 1e6:.0f} Mpx), more than the limit of "
+                     f"{limit / 1e6:g} Mpx (--max-mpx or DIGITREC_MAX_PIXELS)")  # fmt: skip
 
 
-def decode_image(data: bytes, name: str = "upload") -> np.ndarray:
-    """Encoded image bytes → (H, W, 3) uint8 RGB, EXIF orientation applied. Raises ImageError."""
-    return _open(io.BytesIO(data), name)
+def load_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """A photo file → (H, W, 3) uint8 RGB, EXIF orientation applied, at most `max_pixels`
+    (default: max_pixels_default()). Raises ImageError with one line naming the file."""
+    return _open(str(path), str(path), max_pixels)
+
+
+def decode_image(data: bytes, name: str = "upload", max_pixels: int | None = None) -> np.ndarray:
+    """Encoded image bytes → (H, W, 3) uint8 RGB, as load_image. Raises ImageError."""
+    return _open(io.BytesIO(data), name, max_pixels)
 
 
 def expand_inputs(items: Iterable[str]) -> Iterator[str]:

@@ -7,7 +7,8 @@ digitrec-predict READER.ckpt --localizer L.ckpt --video 0 --show      # camera 0
 
 Prints one JSON line per image: {"file", "number", "confidence", "box": [x0, y0, x1, y1]}
 (photo pixels; box is the whole photo without a localizer); an unreadable file gets
-{"file", "error"} and the others go on; the exit code is 1 when any failed. A video prints one
+{"file", "error"} and the others go on (so does a folder without images, an image declaring
+more than --max-mpx, a decompression bomb); the exit code is 1 when any failed. A video prints one
 line per frame read ({"frame", "time", ...}) and writes the annotated video.
 """
 
@@ -24,7 +25,7 @@ import torch
 
 from digitrec.data.download import atomic_write_bytes
 from digitrec.reading.annotate import draw, encode
-from digitrec.reading.images import ImageError, expand_inputs, load_image
+from digitrec.reading.images import IMAGE_SUFFIXES, ImageError, expand_inputs, load_image
 from digitrec.reading.pipeline import PhotoReader, add_fallback_argument, cli_parser
 
 log = logging.getLogger(__name__)
@@ -34,12 +35,25 @@ def _emit(record: dict) -> None:
     print(json.dumps(record), flush=True)
 
 
-def read_files(reader: PhotoReader, items: list[str], annotate: Path | None) -> int:
-    """One JSON line per image; returns how many failed."""
+def _inputs(items: list[str]):
+    """(name, None) for each image of each item, (item, error) for a folder without images."""
+    for item in items:
+        names = list(expand_inputs([item]))
+        if not names:
+            yield item, f"{item}: no images in this folder ({', '.join(IMAGE_SUFFIXES)})"
+        yield from ((name, None) for name in names)
+
+
+def read_files(reader: PhotoReader, items: list[str], annotate: Path | None,
+               max_pixels: int | None = None) -> int:  # fmt: skip
+    """One JSON line per image (a folder without images: an error line); returns how many
+    failed. Every image is bounded (images.load_image): a bomb is that file's error line."""
     failed = 0
-    for name in expand_inputs(items):
+    for name, problem in _inputs(items):
         try:
-            image = load_image(name)
+            if problem:
+                raise ImageError(problem)
+            image = load_image(name, max_pixels)
         except ImageError as e:
             failed += 1
             _emit({"file": name, "error": str(e)})
@@ -126,6 +140,9 @@ def parser():
     p.add_argument("--every", type=int, default=1, help="--video: read every N-th frame")
     p.add_argument("--max-frames", type=int, default=None, help="--video: stop after N frames")
     add_fallback_argument(p)
+    p.add_argument("--max-mpx", type=float, default=None,
+                   help="largest image, megapixels (default 50, or DIGITREC_MAX_PIXELS; a "
+                        "larger JPEG is decoded smaller, other formats refused)")  # fmt: skip
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     return p
 
@@ -144,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.annotate:
             annotate = Path(args.annotate)
             annotate.mkdir(parents=True, exist_ok=True)
-        failed = read_files(reader, args.images, annotate) if args.images else 0
+        max_pixels = None if args.max_mpx is None else int(args.max_mpx * 1e6)
+        failed = read_files(reader, args.images, annotate, max_pixels) if args.images else 0
         if args.video is not None:
             out = Path(args.out) if args.out else None
             if out is None and not args.video.isdigit() and not args.show:
