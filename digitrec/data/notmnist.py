@@ -117,8 +117,9 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def ensure_notmnist(data_dir: str | Path, download: bool = True, verify: bool = True,
-                    progress: bool = True) -> dict[str, np.ndarray]:  # fmt: skip
-    """All notMNIST letters found (or fetched) under `<data_dir>/notmnist`: images and labels."""
+                    progress: bool = True, timeout: float | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+    """All notMNIST letters found (or fetched) under `<data_dir>/notmnist`: images and labels.
+    `timeout` bounds each network connect and read (default $DIGITREC_NET_TIMEOUT, else 20 s)."""
     directory = Path(data_dir).expanduser() / "notmnist"
     cache, archive, folder = directory / CACHE, directory / ARCHIVE, directory / "notMNIST_small"
     if cache.exists():
@@ -141,7 +142,8 @@ def ensure_notmnist(data_dir: str | Path, download: bool = True, verify: bool = 
             "download is disabled"
         )
     log.info("notMNIST not found in %s: downloading %s", directory, ARCHIVE)
-    path, failures = download_first(ARCHIVE_URLS, archive, size=ARCHIVE_SIZE, progress=progress)
+    path, failures = download_first(ARCHIVE_URLS, archive, size=ARCHIVE_SIZE, progress=progress,
+                                    timeout=timeout)  # fmt: skip
     if path is None:
         raise DownloadError(
             f"notMNIST is not in {directory} and could not be fetched; tried: "

@@ -81,7 +81,7 @@ def _open(source, name: str, max_pixels: int | None) -> np.ndarray:
     except UnidentifiedImageError:  # Pillow's message names the file object, not the file
         raise ImageError(f"{name}: not a readable image (an unknown format or a corrupt "
                          "header)") from None  # fmt: skip
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
+    except (OSError, SyntaxError, ValueError) as e:
         if isinstance(e, ImageError):
             raise
         raise ImageError(f"{name}: not a readable image ({type(e).__name__}: {e})") from None
