@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from digitrec.data.digitstruct import Record, write_digit_struct
 from digitrec.data.download import atomic_write_bytes
-from digitrec.data.svhn import RENDERED_MARKER, Record, write_digit_struct
+from digitrec.data.svhn import RENDERED_MARKER
 
 log = logging.getLogger(__name__)
 
