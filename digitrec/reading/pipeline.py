@@ -42,7 +42,9 @@ def cli_parser(prog: str, doc: str | None, localizer_required: bool = False):
 
     p = argparse.ArgumentParser(prog=prog, description=doc,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("checkpoint", help="the reader's checkpoint (a data=svhn run's best.ckpt)")
+    p.add_argument("checkpoint", help="the reader: a checkpoint (a run's best.ckpt) or an MLflow "
+                   "model (models:/NAME@alias, runs:/RUN_ID/model; the tracking store is "
+                   "$MLFLOW_TRACKING_URI, else ./mlflow.db)")  # fmt: skip
     p.add_argument("--localizer", default=None, required=localizer_required,
                    help="the localizer's checkpoint (experiment=localizer)")  # fmt: skip
     return p
@@ -55,10 +57,12 @@ def add_fallback_argument(p) -> None:
 
 
 def load_module(path: str | Path, map_location: str = "cpu"):
-    """A DigitReader or BoxLocalizer from its Lightning checkpoint (weights_only: no pickle)."""
+    """A DigitReader or BoxLocalizer from its Lightning checkpoint (weights_only: no pickle),
+    or the reader of an MLflow model URI (models:/NAME@alias, runs:/ID/model)."""
     from digitrec.module import BoxLocalizer, DigitReader
+    from digitrec.reading.mlflow_model import resolve
 
-    path = Path(path)
+    path = resolve(path)[0]  # a model URI → its reader checkpoint
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint")
     try:
@@ -101,6 +105,11 @@ class PhotoReader:
 
     @classmethod
     def from_checkpoints(cls, reader: str | Path, localizer: str | Path | None = None, **kwargs):
+        """From checkpoint paths or MLflow model URIs (a two-stage model brings its localizer)."""
+        from digitrec.reading.mlflow_model import resolve
+
+        reader, bundled = resolve(reader)
+        localizer = localizer if localizer is not None else bundled
         return cls(load_module(reader), load_module(localizer) if localizer else None, **kwargs)
 
     # ------------------------------------------------------------------------- stages
@@ -198,3 +207,91 @@ class PhotoReader:
             other = self._best(image, self.search(image, self.tiles(image)))
             reading = other if other.confidence > reading.confidence else reading
         return reading
+
+
+# ------------------------------------------------------------------- any reader, whole image
+def to_reader_input(image: np.ndarray, channels: int, height: int, width: int) -> np.ndarray:
+    """Any uint8 RGB image (h, w, 3) → what a reader of input (channels, height, width) reads.
+
+    1 channel (a reader of synthetic MNIST/notMNIST numbers: white ink on black): grayscale
+    (luma), inverted when the background is light (median of the border pixels > 127), then
+    resized keeping the aspect ratio to fit height x width (INTER_AREA when shrinking,
+    INTER_LINEAR when enlarging) and centered on a black canvas → (height, width).
+    3 channels (an SVHN crop reader): the RGB image resized to height x width → (height, width, 3).
+    An image already height x width is not resized.
+    """
+    import cv2
+
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} "
+                         f"{image.shape}")  # fmt: skip
+    h, w = image.shape[:2]
+    if channels == 3:
+        if (h, w) == (height, width):
+            return image
+        shrink = h * w > height * width
+        return cv2.resize(image, (width, height),
+                          interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)  # fmt: skip
+    if channels != 1:
+        raise ValueError(f"a reader of {channels} channels: expected 1 (gray) or 3 (RGB)")
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(border) > 127:  # dark ink on a light background
+        gray = 255 - gray
+    if (h, w) == (height, width):
+        return gray
+    scale = min(height / h, width / w)
+    nh = min(height, max(1, round(h * scale)))
+    nw = min(width, max(1, round(w * scale)))
+    resized = cv2.resize(gray, (nw, nh),
+                         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)  # fmt: skip
+    canvas = np.zeros((height, width), np.uint8)
+    y, x = (height - nh) // 2, (width - nw) // 2
+    canvas[y : y + nh, x : x + nw] = resized
+    return canvas
+
+
+class WholeImageReader:
+    """A reader of whole images (a reader of synthetic MNIST numbers, 1 x 28 x 112, or any
+    reader without a localizer): the photo becomes one input (`to_reader_input`), the box is
+    the whole photo. Same interface as PhotoReader."""
+
+    fallback = 0.0
+
+    def __init__(self, reader):
+        self.reader = fuse_conv_bn(reader)
+        self.input_shape = tuple(int(v) for v in reader.net.input_shape)
+
+    @torch.inference_mode()
+    def __call__(self, image: np.ndarray) -> Reading:
+        x = to_reader_input(image, *self.input_shape)
+        x = torch.from_numpy(np.ascontiguousarray(x))
+        x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
+        d = decode.joint_decode(*self.reader(x))
+        number = labels_to_string(d.digits[0].numpy(), int(d.length[0]))
+        h, w = image.shape[:2]
+        return Reading(number, float(d.confidence[0]), [0.0, 0.0, float(w), float(h)])
+
+
+def open_reader(reader: str | Path, localizer: str | Path | None = None, tracking_uri=None,
+                **kwargs) -> PhotoReader | WholeImageReader:  # fmt: skip
+    """The reader for a checkpoint path or an MLflow model URI (`models:/NAME@alias`,
+    `runs:/ID/model`; a logged two-stage model brings its localizer): a PhotoReader for an SVHN
+    crop reader (3 x 54 x 54) with a localizer, else a WholeImageReader."""
+    from digitrec.reading.mlflow_model import resolve
+
+    reader, bundled = resolve(reader, tracking_uri)
+    if localizer is not None:
+        localizer = resolve(localizer, tracking_uri)[0]
+    localizer = localizer if localizer is not None else bundled
+    module = load_module(reader)
+    if not hasattr(module.net, "max_len"):
+        raise ValueError(f"{reader}: a localizer checkpoint; expected a reader (a number "
+                         "reader's best.ckpt)")  # fmt: skip
+    shape = tuple(int(v) for v in module.net.input_shape)
+    if localizer is None and shape != (3, 54, 54):
+        return WholeImageReader(module)
+    if localizer is not None and shape != (3, 54, 54):
+        raise ValueError(f"{reader}: reads {shape} inputs; a localizer needs a reader of "
+                         "(3, 54, 54) SVHN crops (data=svhn)")  # fmt: skip
+    return PhotoReader(module, load_module(localizer) if localizer else None, **kwargs)

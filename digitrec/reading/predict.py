@@ -26,7 +26,7 @@ import torch
 from digitrec.data.download import atomic_write_bytes
 from digitrec.reading.annotate import draw, encode
 from digitrec.reading.images import IMAGE_SUFFIXES, ImageError, expand_inputs, load_image
-from digitrec.reading.pipeline import PhotoReader, add_fallback_argument, cli_parser
+from digitrec.reading.pipeline import PhotoReader, add_fallback_argument, cli_parser, open_reader
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        reader = PhotoReader.from_checkpoints(
-            args.checkpoint, args.localizer, fallback=args.fallback
-        )
+        reader = open_reader(args.checkpoint, args.localizer, fallback=args.fallback)
         annotate = None
         if args.annotate:
             annotate = Path(args.annotate)

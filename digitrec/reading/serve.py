@@ -32,7 +32,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.requests import ClientDisconnect
 
 from digitrec.reading.images import ImageError, decode_image, max_pixels_default
-from digitrec.reading.pipeline import PhotoReader, cli_parser
+from digitrec.reading.pipeline import PhotoReader, cli_parser, open_reader
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(message)s")  # fmt: skip
     try:
-        reader = PhotoReader.from_checkpoints(args.checkpoint, args.localizer)
+        reader = open_reader(args.checkpoint, args.localizer)
         max_pixels = None if args.max_mpx is None else int(args.max_mpx * 1e6)
         server = make_server(reader, args.host, args.port, args.max_mb, args.verbose,
                              workers=args.workers, queue=args.queue, max_pixels=max_pixels,
