@@ -13,9 +13,13 @@ import atexit
 import json
 import logging
 import os
+import sqlite3
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,6 +48,100 @@ def is_local(uri: str) -> bool:
 def add_uri_argument(parser) -> None:
     parser.add_argument("--uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
                         help="tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")  # fmt: skip
+
+
+class TrackingError(Exception):
+    """The tracking store cannot be used: unreachable, read-only or not a database."""
+
+
+PROBE_TIMEOUT = 5.0  # seconds a tracking server has to answer before a run starts
+
+
+def probe_store(uri: str, timeout: float = PROBE_TIMEOUT) -> None:
+    """Raise TrackingError (one line) unless the store at `uri` can take a run: an http(s) server
+    answers within `timeout` seconds; a SQLite file is a database that can be written (or can be
+    created); a file store's folder can be created. Other stores (databricks, postgresql, ...)
+    are left to MLflow."""
+    scheme = urllib.parse.urlsplit(uri).scheme
+    if scheme in ("http", "https"):
+        _probe_server(uri, timeout)
+    elif scheme == "sqlite":
+        _probe_sqlite(uri, timeout)
+    elif scheme == "file" or "://" not in uri:
+        path = Path(urllib.parse.urlsplit(uri).path if scheme == "file" else uri)
+        _writable_place(uri, path)
+
+
+def _probe_server(uri: str, timeout: float) -> None:
+    url = f"{uri.rstrip('/')}/health"  # MLflow's server answers OK there
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return
+    except urllib.error.HTTPError:  # something answers (a proxy, another path): MLflow says more
+        return
+    except urllib.error.URLError as e:
+        reason = e.reason
+    except (OSError, ValueError) as e:  # timeouts, resets, a malformed URL
+        reason = e
+    if "SSL" in type(reason).__name__:  # it answers; certificates are MLflow's settings
+        return
+    raise TrackingError(f"tracking.uri={uri}: no tracking server answers ({reason or type(reason).__name__}; "
+                        f"waited at most {timeout:g} s)")  # fmt: skip
+
+
+def _sqlite_file(uri: str) -> tuple[str, bool]:
+    """(the database file of a sqlite:/// URI or "" for an in-memory one, opened read-only?)"""
+    rest = uri.removeprefix("sqlite:").removeprefix("///")
+    rest, _, query = rest.partition("?")
+    if rest.startswith("file:"):  # a SQLite URI filename: sqlite:///file:path?mode=ro&uri=true
+        rest = urllib.parse.unquote(rest.removeprefix("file:").removeprefix("//"))
+    read_only = "ro" in urllib.parse.parse_qs(query).get("mode", [])
+    return ("" if rest in ("", ":memory:") else rest), read_only
+
+
+def _probe_sqlite(uri: str, timeout: float) -> None:
+    path, read_only = _sqlite_file(uri)
+    if not path:
+        return
+    if not Path(path).exists():  # MLflow creates it (and its folders)
+        _writable_place(uri, Path(path))
+        return
+    if read_only:
+        raise TrackingError(f"tracking.uri={uri}: the store is opened read-only (mode=ro); "
+                            "a training run needs to write to it")  # fmt: skip
+    try:
+        con = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=rw", uri=True,
+                              timeout=timeout, isolation_level=None)  # fmt: skip
+    except sqlite3.Error as e:
+        raise TrackingError(f"tracking.uri={uri}: cannot open {path} ({e})") from None
+    try:
+        con.execute("SELECT count(*) FROM sqlite_master")  # reads the header: is it a database?
+        # a write that is rolled back: fails on a read-only file or folder
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("CREATE TABLE _digitrec_probe (x)")
+    except sqlite3.DatabaseError as e:
+        if "locked" in str(e) or "busy" in str(e):  # another job is writing: it is writable
+            return
+        problem = (
+            "cannot be written"
+            if isinstance(e, sqlite3.OperationalError)
+            else "is not an SQLite database"
+        )
+        raise TrackingError(f"tracking.uri={uri}: {path} {problem} ({e})") from None
+    finally:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        con.close()
+
+
+def _writable_place(uri: str, path: Path) -> None:
+    """`path` exists as something writable, or can be created under a writable folder."""
+    target = path.resolve()
+    existing = next(p for p in [target, *target.parents] if p.exists())
+    if existing != target and not existing.is_dir():
+        raise TrackingError(f"tracking.uri={uri}: cannot create {path}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK):
+        raise TrackingError(f"tracking.uri={uri}: {existing} is not writable")
 
 
 def open_store(uri: str | None) -> MlflowClient:
@@ -198,6 +296,10 @@ class RunTracker:
             path = Path(tmp) / "config.yaml"
             path.write_text(OmegaConf.to_yaml(self.cfg, resolve=True))
             self.client.log_artifact(self.run_id, str(path))
+
+    def log_params(self, values: Mapping[str, Any]) -> None:
+        log_batched(self.client, self.run_id, params=[Param(k, str(v)[:MAX_PARAM_LEN])
+                                                      for k, v in sorted(values.items())])  # fmt: skip
 
     def log_metrics(self, values: Mapping[str, float], step: int = 0) -> None:
         now = int(time.time() * 1000)

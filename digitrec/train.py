@@ -3,23 +3,45 @@
 digitrec-train                                   # the default experiment (conf/train.yaml)
 digitrec-train model.depth=6 trainer.max_epochs=3
 digitrec-train -m optimizer.lr=1e-3,3e-3          # a sweep: one MLflow parent, a child per job
+
+Before Hydra creates an output folder or a run opens, `main` composes the config, checks its
+values (digitrec/config_check.py) and probes the tracking store; a mistake there is one line on
+stderr and exit status 2 (config) or 1 (tracking store). An expected failure later (tracking
+store, data files, checkpoints) is one line on stderr, exit status 1, and the traceback in the
+job's log (train.log in the output folder); the run is FAILED in MLflow. HYDRA_FULL_ERROR=1
+shows every traceback on the terminal instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
+import pickle
+import sqlite3
+import sys
 import time
+import zipfile
+import zlib
 from pathlib import Path
 
 import hydra
 import numpy as np
 import pytorch_lightning as pl
+import requests
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, OverrideParseException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from mlflow.exceptions import MlflowException
+from omegaconf import DictConfig, open_dict
+from sqlalchemy.exc import SQLAlchemyError
 
+from digitrec.config_check import ConfigError, check
 from digitrec.data import suites as suite_configs
 from digitrec.data.download import atomic_write_bytes
 from digitrec.data.sequences import labels_to_string
@@ -27,7 +49,7 @@ from digitrec.data.suites import suite_names
 from digitrec.evaluate import evaluate_suites, suite_base
 from digitrec.module import BoxLocalizer
 from digitrec.plots import box_grid, prediction_grid
-from digitrec.tracking import RunTracker
+from digitrec.tracking import RunTracker, TrackingError, probe_store
 
 log = logging.getLogger(__name__)
 RUN_ID_KEY = "mlflow_run_id"
@@ -65,18 +87,52 @@ def _suites(cfg: DictConfig, datamodule) -> list[suite_configs.Suite]:
     return suite_configs.from_configs(cfg.eval, suite_base(datamodule.spec))
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file that does not load (not a checkpoint, corrupt, or unsafe to unpickle)."""
+
+
+def load_checkpoint(path: str, key: str, needs: tuple[str, ...] = ("state_dict",)) -> dict:
+    """A Lightning checkpoint's dict, loaded weights-only on the CPU (memory-mapped when it is in
+    torch's zip format; older pickle-format files load too). `key` names the config key in the
+    one-line errors: FileNotFoundError when missing, CheckpointError when it is not a checkpoint
+    or lacks one of the entries `needs`."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{key}={path}: no such checkpoint file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True,
+                           mmap=zipfile.is_zipfile(path))  # fmt: skip
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, zipfile.BadZipFile) as e:
+        raise CheckpointError(f"{key}={path}: not a readable PyTorch checkpoint "
+                              f"({_checkpoint_problem(e)})") from e  # fmt: skip
+    missing = [k for k in needs if k not in state] if isinstance(state, dict) else list(needs)
+    if missing:
+        raise CheckpointError(f"{key}={path}: not a Lightning checkpoint (no {missing[0]!r} in "
+                              f"it); save one with Lightning's Trainer or ModelCheckpoint")  # fmt: skip
+    return state
+
+
+def _checkpoint_problem(e: Exception) -> str:
+    """What torch.load's error says is wrong, in a few words (its messages open with advice)."""
+    text = str(e)
+    if "WeightsUnpickler error:" in text:  # a pickle a weights-only load refuses
+        detail = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation")[0]
+        return f"a weights-only load refuses it: {' '.join(detail.split()).split('. ')[0]}"
+    if isinstance(e, EOFError):
+        return "the file ends too soon"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return first.split(". ")[0] if first else type(e).__name__
+
+
 def init_weights(model: pl.LightningModule, path: str) -> None:
     """Load a checkpoint's weights into `model` (`init_from=`: fine-tuning starts a new run with
     a fresh optimizer and schedule, unlike `ckpt_path=`, which resumes the old one)."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"init_from={path}: no such checkpoint file")
-    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    state = load_checkpoint(path, "init_from")
     try:
         model.load_state_dict(state["state_dict"])
     except (KeyError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"init_from={path}: its weights do not fit this model ({first}); "
-                         "use the same model config it was trained with") from None  # fmt: skip
+        raise CheckpointError(f"init_from={path}: its weights do not fit this model ({first}); "
+                              "use the same model config it was trained with") from None  # fmt: skip
 
 
 def _fit_and_test(cfg, model, datamodule, callbacks, **trainer_kwargs):
@@ -110,10 +166,12 @@ def checkpoint_meta(path: str | None) -> tuple[str | None, int]:
     """(the MLflow run a checkpoint was written by or None, its global step); (None, 0) for none."""
     if not path:
         return None, 0
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"ckpt_path={path}: no such checkpoint file")
-    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    state = load_checkpoint(path, "ckpt_path", needs=("state_dict", "pytorch-lightning_version"))
     return state.get(RUN_ID_KEY), int(state.get("global_step", 0))
+
+
+def _in_multirun() -> bool:
+    return HydraConfig.initialized() and str(HydraConfig.get().mode) == "RunMode.MULTIRUN"
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -125,6 +183,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """
     if _launched_rank() != 0:
         return _train_worker(cfg)
+    sweep_job = _in_multirun()
+    if not sweep_job:  # a config mistake opens no run (digitrec-train checked it already)
+        check(cfg)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     resume_run_id, start_step = checkpoint_meta(cfg.get("ckpt_path"))
@@ -133,6 +194,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         "MLflow run %s in experiment %r (%s)", tracker.run_id, tracker.experiment_name, tracker.uri
     )
     try:  # from here on a failure is recorded on the run (a FAILED child in a sweep)
+        if not tracker.resumed:
+            tracker.log_config()  # first: a run that fails shows what it was given
+        if sweep_job:  # a bad value is a FAILED child, listed with its sweep's other jobs
+            check(cfg)
         datamodule, model = _build(cfg)
         suites = _suites(cfg, datamodule)
         cost = model.net.cost()  # parameters and multiply-adds per image
@@ -141,7 +206,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if tracker.resumed:
             tracker.set_tag("resumed_from", cfg.ckpt_path)
         else:
-            tracker.log_config(cost)
+            tracker.log_params(cost)
             tracker.log_metrics({f"model/{k}": float(v) for k, v in cost.items()}, step=0)
         if cfg.get("init_from"):
             tracker.set_tag("init_from", cfg.init_from)
@@ -265,15 +330,175 @@ def _suite_table(metrics: dict[str, float]) -> list[str]:
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")  # the repository's conf/
 
 
+# The failures digitrec-train reports in one line (the traceback goes to the job's log): the
+# config, the tracking store, data and checkpoint files, the file system. Anything else is a bug
+# and keeps its traceback on the terminal.
+EXPECTED = (ConfigError, HydraException, TrackingError, CheckpointError, MlflowException,
+            SQLAlchemyError, sqlite3.Error, requests.RequestException, OSError, EOFError,
+            zlib.error)  # fmt: skip
+DATA_MODULES = ("digitrec.data.", "digitrec.datamodules.")  # their ValueErrors: bad data files
+
+
+def expected(e: BaseException) -> bool:
+    if isinstance(e, EXPECTED):
+        return True
+    if not isinstance(e, ValueError) or e.__traceback__ is None:
+        return False
+    tb = e.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return str(tb.tb_frame.f_globals.get("__name__", "")).startswith(DATA_MODULES)
+
+
+def describe(e: BaseException) -> str:
+    """One line for an expected failure."""
+    text = " ".join(line.strip() for line in str(e).splitlines() if line.strip())
+    tracking = (MlflowException, SQLAlchemyError, sqlite3.Error, requests.RequestException)
+    if isinstance(e, HydraException):  # with the OmegaConf error under it ("Key 'x' is not ...")
+        text = text.split(" Config search path:")[0]
+        cause = str(e.__cause__ or "").strip().splitlines()
+        text += f" ({cause[0]})" if cause and cause[0] not in text else ""
+        if isinstance(e, OverrideParseException):  # "mismatched input '=' ..." in which one
+            text = f"cannot parse {e.override!r}: {text.split(' See https://')[0]}"
+    elif isinstance(e, tracking):
+        text = f"tracking store: {' '.join(text.split('[SQL:')[0].split())}"  # no SQL statement
+    elif not isinstance(e, ValueError | TrackingError) or not text:
+        text = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def _log_failure(e: BaseException) -> str:
+    """Write the failure's traceback to the job's log file only (not the console); its path."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "digitrec-train: %s",
+                            (describe(e),), (type(e), e, e.__traceback__))  # fmt: skip
+    files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+    for handler in files:
+        handler.handle(record)
+        handler.flush()
+    if files:
+        return files[0].baseFilename
+    path = Path(HydraConfig.get().runtime.output_dir) / "train_error.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(logging.Formatter().format(record) + "\n")
+    return str(path)
+
+
+class _Failure:
+    """A single run's expected failure, reported by main after Hydra returns."""
+
+    error: BaseException | None = None
+
+
+# marks a HYDRA_FULL_ERROR=1 that main set (to get Hydra's errors raised), not the user
+_SET_BY_MAIN = "DIGITREC_TRAIN_SET_HYDRA_FULL_ERROR"
+
+
+def _full_errors() -> bool:
+    """The user asked for every traceback on the terminal (HYDRA_FULL_ERROR=1)."""
+    return os.environ.get("HYDRA_FULL_ERROR") == "1" and _SET_BY_MAIN not in os.environ
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def _hydra_main(cfg: DictConfig) -> float | None:
     # A job that raises is a FAILED MLflow run; in a sweep, Hydra's launchers catch it and the
     # sweep goes on (Optuna: a FAIL trial; the basic sweeper raises once every job has run).
-    metrics = train(cfg)
+    try:
+        metrics = train(cfg)
+    except Exception as e:
+        if not expected(e) or _full_errors():
+            raise
+        e.train_log = _log_failure(e)  # for main's line (kept when a joblib worker pickles it)
+        if _in_multirun():
+            raise
+        _Failure.error = e  # one line from main, without Hydra's report of a failed job
+        return None
     objective = cfg.tracking.get("objective")
     if objective and objective not in metrics:
         log.warning("objective %r is not among the run's metrics %s", objective, sorted(metrics))
     return metrics.get(objective) if objective else None  # what a sweeper optimises
+
+
+# Hydra's flags that do not run a job, and those that move the config (left to Hydra)
+_NO_PRECHECK = ("help", "hydra_help", "cfg", "info", "shell_completion", "experimental_rerun",
+                "config_path", "config_dir")  # fmt: skip
+
+
+def precheck(args: list[str]) -> DictConfig | None:
+    """Compose the config as Hydra will for `args`, check its values and probe its tracking
+    store, creating nothing (ConfigError, HydraException or TrackingError). A sweep (`-m`) is
+    composed without its swept values (each job checks its own); None when not checked."""
+    from hydra._internal.utils import get_args_parser
+
+    parsed = get_args_parser().parse_args(args)
+    if any(getattr(parsed, name) for name in _NO_PRECHECK):
+        return None
+    swept = [
+        o.is_sweep_override() for o in OverridesParser.create().parse_overrides(parsed.overrides)
+    ]
+    sweep = parsed.multirun or any(swept)  # (without -m: hydra.mode=MULTIRUN, or Hydra says no)
+    overrides = [o for o, is_swept in zip(parsed.overrides, swept, strict=True) if not is_swept]
+    GlobalHydra.instance().clear()
+    previous = HydraConfig.instance().cfg
+    try:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3", job_name="train"):
+            cfg = compose(parsed.config_name or "train", overrides=overrides,
+                          return_hydra_config=True)  # fmt: skip
+        with open_dict(cfg):
+            cfg.hydra.runtime.cwd = os.getcwd()
+            cfg.hydra.runtime.output_dir = os.path.join(os.getcwd(), "<output folder>")  # not made
+            cfg.hydra.job.num = 0
+        HydraConfig.instance().set_config(cfg)
+        check(cfg)
+        probe_store(str(cfg.tracking.uri))
+    except HydraException:
+        if sweep:  # a key only a swept config group has: the jobs compose it
+            return None
+        raise
+    finally:
+        HydraConfig.instance().cfg = previous
+        GlobalHydra.instance().clear()
+    return cfg
+
+
+@contextlib.contextmanager
+def _hydra_args(args: list[str]):
+    """sys.argv for Hydra, and its errors raised to us rather than printed with a traceback."""
+    argv, saved = sys.argv, {k: os.environ.get(k) for k in ("HYDRA_FULL_ERROR", _SET_BY_MAIN)}
+    sys.argv = [argv[0] if argv else "digitrec-train", *args]
+    if os.environ.get("HYDRA_FULL_ERROR") != "1":  # inherited by DDP's processes and joblib's
+        os.environ.update({"HYDRA_FULL_ERROR": "1", _SET_BY_MAIN: "1"})
+    try:
+        yield
+    finally:
+        sys.argv = argv
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def main(argv: list[str] | None = None) -> None:
+    """digitrec-train [-m] [overrides]: one line on stderr and a non-zero exit status for a bad
+    config value (2), an unusable tracking store, data or checkpoint file (1)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    full = _full_errors()
+    _Failure.error = None
+    try:
+        precheck(args)
+        with _hydra_args(args):
+            _hydra_main()
+        if _Failure.error is not None:
+            raise _Failure.error
+    except Exception as e:
+        if full or not expected(e):
+            raise
+        where = f" (traceback in {e.train_log})" if getattr(e, "train_log", None) else ""
+        print(f"digitrec-train: {describe(e)}{where}", file=sys.stderr, flush=True)
+        sys.exit(2 if isinstance(e, ConfigError | HydraException) else 1)
+    finally:
+        _Failure.error = None
 
 
 if __name__ == "__main__":

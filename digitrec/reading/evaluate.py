@@ -257,8 +257,9 @@ def track(r: dict, args, sources: list[str]) -> str:
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param
 
+    from digitrec.reading.mlflow_model import is_model_uri, resolve
     from digitrec.tracking import experiment_id, log_batched
-    from digitrec.train import checkpoint_meta
+    from digitrec.train import RUN_ID_KEY, load_checkpoint
 
     uri = args.uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"  # --uri defaults to the env
     client = MlflowClient(tracking_uri=uri)
@@ -266,10 +267,11 @@ def track(r: dict, args, sources: list[str]) -> str:
     names = [f"{Path(s).resolve().parent.name}/{Path(s).name}" for s in sources]
     tags = {"mlflow.runName": "evaluate " + " + ".join(names),
             "digitrec.evaluation": "photos"}  # fmt: skip
-    for role, path in (("reader", args.checkpoint), ("localizer", args.localizer)):
-        if path:
-            tags[f"{role}_checkpoint"] = str(Path(path).resolve())
-            if run_id := checkpoint_meta(path)[0]:
+    for role, ref in (("reader", args.checkpoint), ("localizer", args.localizer)):
+        if ref:
+            path = resolve(ref)[0]
+            tags[f"{role}_checkpoint"] = ref if is_model_uri(ref) else str(path.resolve())
+            if run_id := load_checkpoint(str(path), role).get(RUN_ID_KEY):
                 tags[f"{role}_run_id"] = run_id
     run = client.create_run(exp, tags=tags).info.run_id
     now = int(time.time() * 1000)
