@@ -6,12 +6,15 @@
     digitrec-compare mnist_search svhn_search      # several targets, one table each
     digitrec-compare mnist_search --markdown       # or --csv, for reports
     digitrec-compare RUN_ID RUN_ID ...             # plain runs (not sweeps): one table of them
+    digitrec-compare mnist_search --latest-sweep --register digitrec-mnist   # + Model Registry
 
 Rows are sorted by the objective (a sweep's own objective, else val/sequence_accuracy; --objective
 to change it); the columns are the headline metrics, each evaluation suite's sequence accuracy
 (`suite/<name>/sequence_accuracy`, conf/eval/; --metric adds any other metric, e.g.
 suite/fixed_pitch/sequence_accuracy_len3) and only the parameters that vary between the runs.
 Below each table: the best run and its checkpoint (the local file, and its MLflow artifact).
+--register NAME registers the best run's logged model (runs:/<id>/model) as a new version of
+NAME in the Model Registry and points --alias (champion) at it: models:/NAME@champion.
 """
 
 from __future__ import annotations
@@ -28,7 +31,15 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from digitrec.data.suites import suite_names
-from digitrec.tracking import add_uri_argument, children_of, latest_sweep, open_store, run_overrides
+from digitrec.tracking import (
+    add_uri_argument,
+    best_run,
+    children_of,
+    latest_sweep,
+    open_store,
+    register_model,
+    run_overrides,
+)
 
 DEFAULT_OBJECTIVE = "val/sequence_accuracy"
 METRICS = ["test/sequence_accuracy", "test/digit_accuracy", "test/coverage_at_98", "fit_seconds"]
@@ -177,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--csv", action="store_const", const="csv", dest="style")
     group.add_argument("--markdown", action="store_const", const="markdown", dest="style")
+    parser.add_argument("--register", metavar="NAME",
+                        help="register the best run's model as NAME in the Model Registry")  # fmt: skip
+    parser.add_argument("--alias", default="champion",
+                        help="the alias --register points at the new version (champion)")  # fmt: skip
     add_uri_argument(parser)
     args = parser.parse_args(argv)
     try:
@@ -195,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
             resolved[-1][2].extend(runs)
         else:
             resolved.append([target, title, runs, objective, maximize])
+    if args.register and len(resolved) != 1:
+        print(f"digitrec-compare: --register takes one target (a sweep, an experiment or run "
+              f"ids), got {len(resolved)}", file=sys.stderr)  # fmt: skip
+        return 1
     tables = []
     for target, title, runs, objective, maximize in resolved:
         objective, maximize = args.objective or objective, maximize and not args.min
@@ -205,18 +224,44 @@ def main(argv: list[str] | None = None) -> int:
         rows = [[t[0]] + [dict(zip(t[5], r, strict=True)).get(c, "") for c in columns[1:]]
                 for t in tables for r in t[6]]  # fmt: skip
         sys.stdout.write(render(columns, rows, "csv"))
+    else:
+        for n, (_, title, runs, objective, maximize, header, rows) in enumerate(tables):
+            mark = "## " if args.style == "markdown" else ""
+            print(f"{chr(10) if n else ''}{mark}{title}: {len(runs)} runs, sorted by {objective} "
+                  f"({'max' if maximize else 'min'})\n")  # fmt: skip
+            sys.stdout.write(render(header, rows, args.style or "text"))
+            best = best_run(runs, objective, maximize)
+            if best is not None:
+                print(f"\nbest run {best.info.run_id}: {objective} = "
+                      f"{best.data.metrics[objective]:.4f}")  # fmt: skip
+                print(f"best checkpoint: {best_checkpoint(client, best)}")
+    if not args.register:
         return 0
-    for n, (_, title, runs, objective, maximize, header, rows) in enumerate(tables):
-        mark = "## " if args.style == "markdown" else ""
-        print(f"{chr(10) if n else ''}{mark}{title}: {len(runs)} runs, sorted by {objective} "
-              f"({'max' if maximize else 'min'})\n")  # fmt: skip
-        sys.stdout.write(render(header, rows, args.style or "text"))
-        scored = [r for r in runs if not math.isnan(r.data.metrics.get(objective, math.nan))]
-        if scored:
-            best = max(scored, key=lambda r: r.data.metrics[objective] * (1 if maximize else -1))
-            print(f"\nbest run {best.info.run_id}: {objective} = "
-                  f"{best.data.metrics[objective]:.4f}")  # fmt: skip
-            print(f"best checkpoint: {best_checkpoint(client, best)}")
+    _, _, runs, objective, maximize, *_ = tables[0]
+    out = sys.stderr if args.style == "csv" else sys.stdout  # the CSV stays a CSV
+    return register(client, best_run(runs, objective, maximize), objective, args.register,
+                    args.alias, out)  # fmt: skip
+
+
+def register(client: MlflowClient, best, objective: str, name: str, alias: str, out) -> int:
+    """Register the best run's model as `name` with `alias`; one line either way."""
+    if best is None:
+        print(f"digitrec-compare: no finished run with {objective} to register", file=sys.stderr)
+        return 1
+    run_id = best.info.run_id
+    try:
+        version = register_model(client, best, name, alias,
+                                 tags={objective: str(best.data.metrics[objective])})  # fmt: skip
+    except MlflowException as e:
+        print(f"digitrec-compare: cannot register runs:/{run_id}/model as {name}: "
+              f"{str(e).splitlines()[0]}", file=sys.stderr)  # fmt: skip
+        return 1
+    if version is None:
+        print(f"digitrec-compare: best run {run_id} has no logged model (runs:/{run_id}/model); "
+              "nothing registered", file=sys.stderr)  # fmt: skip
+        return 1
+    print(f"registered runs:/{run_id}/model as {name} version {version.version}, alias "
+          f"@{alias}: models:/{name}@{alias}", file=out)  # fmt: skip
     return 0
 
 

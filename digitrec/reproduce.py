@@ -33,7 +33,7 @@ from omegaconf import OmegaConf
 
 from digitrec.data.download import atomic_write_bytes
 from digitrec.plots import finish_figure
-from digitrec.tracking import PARENT_FILE, add_uri_argument, children_of, git_commit
+from digitrec.tracking import PARENT_FILE, add_uri_argument, best_run, children_of, git_commit
 
 REPO = Path(__file__).resolve().parent.parent
 PROFILES = REPO / "conf" / "reproduce"
@@ -161,7 +161,7 @@ def report(profile_name: str, profile, command: str, svhn_label: str, study: str
                           "val": _metric(r, "val/sequence_accuracy"),
                           "test": _metric(r, "test/sequence_accuracy")} for r in depth_runs),
                         key=lambda row: row["depth"])  # fmt: skip
-    best = max(depth_runs, key=lambda r: _metric(r, "val/sequence_accuracy") or -1, default=None)
+    best = best_run(depth_runs, "val/sequence_accuracy")
     curve = coverage_curve(client, best) if best is not None else None
     best_cov = _metric(best, "test/coverage_at_98") if best is not None else None
     plots(depth_rows, curve, best_cov or 0.0, out, svhn_label.split(" (")[0])

@@ -196,6 +196,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     try:  # from here on a failure is recorded on the run (a FAILED child in a sweep)
         if not tracker.resumed:
             tracker.log_config()  # first: a run that fails shows what it was given
+        tracker.start_system_metrics(cfg.tracking.get("system_metrics_interval"))
         if sweep_job:  # a bad value is a FAILED child, listed with its sweep's other jobs
             check(cfg)
         datamodule, model = _build(cfg)
@@ -210,7 +211,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             tracker.log_metrics({f"model/{k}": float(v) for k, v in cost.items()}, step=0)
         if cfg.get("init_from"):
             tracker.set_tag("init_from", cfg.init_from)
-        callbacks = [*_callbacks(cfg), _RunIdInCheckpoint(tracker.run_id)]
+        callbacks = [*_callbacks(cfg), _RunIdInCheckpoint(tracker.run_id), *tracker.callbacks()]
         logger = tracker.lightning_logger()
         trainer, metrics, best, fit_seconds = _fit_and_test(
             cfg, model, datamodule, callbacks, logger=logger
@@ -220,6 +221,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             suite_metrics = evaluate_suites(model, suites, data["test_images"],
                                             data["test_labels"], datamodule.eval_batch_size)  # fmt: skip
             tracker.log_metrics(suite_metrics, step=trainer.global_step)
+            tracker.log_datasets(lambda: datamodule.describe_suites(suites))
             metrics.update(suite_metrics)
         if getattr(datamodule, "rendered", False):  # digitrec-data street: not SVHN
             tracker.set_tag("synthetic_data", "rendered street numbers (not SVHN)")
@@ -243,6 +245,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
             grid = _prediction_grid(model, datamodule, output_dir / "test_predictions.png")
             tracker.log_artifact(grid)
             tracker.log_artifact(_confidences(model.test_predictions, output_dir))
+        # the run's model: the weights the test read (the best checkpoint, else the last); last,
+        # as it ends the run
+        tested = best or getattr(trainer.checkpoint_callback, "last_model_path", "")
+        tracker.log_model(tested, localizer=isinstance(model, BoxLocalizer))
     except BaseException as e:
         tracker.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
         raise
@@ -306,6 +312,8 @@ def _summary(metrics: dict[str, float], tracker: RunTracker, datamodule, best: s
     ]
     if best:
         lines.append(f"best checkpoint         {best}")
+    if tracker.model_uri:
+        lines.append(f"MLflow model            {tracker.model_uri}")
     lines.append(f"open the UI              {tracker.ui_hint()}")
     lines += _suite_table(metrics)
     print("\n".join(lines), flush=True)

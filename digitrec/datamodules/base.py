@@ -4,7 +4,11 @@ the training processes."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
@@ -92,6 +96,46 @@ class BatchDataModule(pl.LightningDataModule):
     def _loader(self, dataset) -> DataLoader:
         return DataLoader(dataset, batch_size=None, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)  # fmt: skip
+
+
+@dataclasses.dataclass
+class DatasetInfo:
+    """What a run read, without its arrays: logged as an MLflow dataset input (its Datasets
+    column). `context` training | validation | test | evaluation; `source` where the data comes
+    from (uri, kind, files and their md5s, split, cache); `config` how the set is made from it
+    (generator, preprocessing, selection); `size` its images (per epoch for a training stream);
+    `schema` its arrays as name → (dtype, shape), -1 for any size."""
+
+    name: str
+    context: str
+    source: dict
+    config: dict
+    size: int | None = None
+    schema: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        """A fingerprint of the source's files and the config (not of the arrays)."""
+        blob = json.dumps([self.source, self.config, self.size], sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def file_md5s(paths) -> dict[str, str]:
+    """name → md5 of each existing file (read in blocks)."""
+    out = {}
+    for path in map(Path, paths):
+        if path.is_file():
+            digest = hashlib.md5()
+            with path.open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            out[path.name] = digest.hexdigest()
+    return out
+
+
+def batch_schema(channels: int, height: int, width: int, labels: dict) -> dict:
+    """A batch's arrays: uint8 images (-1, C, H, W) and the `labels` name → (dtype, shape)."""
+    return {"image": ("uint8", [-1, channels, height, width]), **labels}
 
 
 _BatchDataModule = BatchDataModule  # the name it had in digitrec/datamodules.py

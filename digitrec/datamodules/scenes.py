@@ -4,6 +4,7 @@ with the union box of the number to find."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from digitrec.data import scenes, svhn
-from digitrec.datamodules.base import BatchDataModule, SeededStream, WholeBatches, held_out
+from digitrec.datamodules.base import (
+    BatchDataModule,
+    DatasetInfo,
+    SeededStream,
+    WholeBatches,
+    batch_schema,
+    held_out,
+)
+from digitrec.datamodules.svhn import svhn_name, svhn_source
 
 
 def _scene_batch(sources: dict[str, np.ndarray], idx: np.ndarray, size: int,
@@ -141,6 +150,31 @@ class SceneDataModule(BatchDataModule):
         m = min(self.test_size or len(test["box"]), len(test["box"]))
         self.test_set = FixedScenes(pick(test, np.arange(m)), self.size, self.eval_batch_size,
                                     self.split_seed + 2, *args)  # fmt: skip
+
+    def describe_datasets(self) -> list[DatasetInfo]:
+        """Training, validation and test scenes as dataset inputs of the run (after setup)."""
+        mix = {"size": self.size, "whole": self.whole, "zoomed": self.zoomed,
+               "scale": list(self.scale), "aspect": list(self.aspect),
+               "source_preprocessing": {**asdict(self.pre), "key": self.pre.key}}  # fmt: skip
+        held = {"val_size": self.val_size, "split_seed": self.split_seed}
+        configs = {
+            "training": {**mix, "held_out": held, "train_size": self.train_size,
+                         "seed": self.seed, "fresh_scenes_each_epoch": True},
+            "validation": {**mix, "held_out": held, "seed": self.split_seed + 1},
+            "test": {**mix, "test_size": self.test_size, "seed": self.split_seed + 2},
+        }  # fmt: skip
+        sizes = {"training": len(self.train_set) * self.batch_size if self.train_set else None,
+                 "validation": self.val_set.n if self.val_set else None,
+                 "test": self.test_set.n if self.test_set else None}  # fmt: skip
+        schema = batch_schema(3, self.size, self.size, {"box": ("float32", [-1, 4])})
+        name = f"{svhn_name(self.rendered)}-scenes"
+        return [DatasetInfo(f"{name}-{short}", context,
+                            {**svhn_source(self.root, ["test" if context == "test" else "train"],
+                                           self.pre, self.rendered),
+                             "composed": "pasted into SYNTHETIC clutter (digitrec.data.scenes)"},
+                            configs[context], sizes[context], schema)
+                for context, short in (("training", "train"), ("validation", "val"),
+                                       ("test", "test"))]  # fmt: skip
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set)

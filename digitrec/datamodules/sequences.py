@@ -20,7 +20,14 @@ from digitrec.data.sequences import (
     layout_spec,  # fmt: skip
     split_pool,
 )
-from digitrec.datamodules.base import BatchDataModule, SeededStream, WholeBatches
+from digitrec.datamodules.base import (
+    BatchDataModule,
+    DatasetInfo,
+    SeededStream,
+    WholeBatches,
+    batch_schema,
+    file_md5s,
+)
 
 # glyph pools: name → loader(data_dir, download=, verify=) → MNIST's four arrays
 GLYPH_SOURCES = {"mnist": mnist.load_mnist, "notmnist": notmnist.load_notmnist}
@@ -105,6 +112,11 @@ def _albumentations_fn(pipeline) -> Albumentations | None:
     if pipeline is None or len(getattr(pipeline, "transforms", [1])) == 0:
         return None
     return Albumentations(pipeline)
+
+
+def _layout_configs(layouts) -> list[dict]:
+    """[(SequenceSpec, weight), ...] → the generator's settings, one dict a layout family."""
+    return [{**dataclasses.asdict(spec), "weight": weight} for spec, weight in layouts]
 
 
 class SequenceDataModule(BatchDataModule):
@@ -196,6 +208,56 @@ class SequenceDataModule(BatchDataModule):
         if sum(w for _, w in out) <= 0:
             raise ValueError("data.layouts: every weight is 0")
         return out
+
+    # ------------------------------------------------------------------ what the run reads
+    def glyph_source(self) -> dict:
+        """The glyph pool's files and their md5s (MNIST: whether they are the official ones)."""
+        directory = self.data_dir / self.glyphs
+        if self.glyphs == "mnist":
+            found = [mnist.find_idx(directory, spec) for spec in mnist.MNIST_FILES.values()]
+            md5s = file_md5s(p for p in found if p is not None)
+            official = {s.gz_md5 for s in mnist.MNIST_FILES.values()}
+            official |= {s.raw_md5 for s in mnist.MNIST_FILES.values()}
+            extra = {"official_md5s": bool(md5s) and set(md5s.values()) <= official}
+        else:  # notMNIST: the converted cache, the archive or the idx sample, whichever is there
+            names = [notmnist.CACHE, notmnist.ARCHIVE,
+                     *(f"{s.name}.gz" for s in notmnist.SAMPLE_FILES.values())]  # fmt: skip
+            md5s, extra = file_md5s(directory / n for n in names), {}
+        return {"uri": directory.resolve().as_uri(), "glyphs": self.glyphs, "files": md5s,
+                "kind": f"synthetic numbers composed from {self.glyphs} glyphs", **extra}  # fmt: skip
+
+    def _schema(self) -> dict:
+        return batch_schema(1, self.spec.height, self.spec.width,
+                            {"length": ("int64", [-1]), "digits": ("int64", [-1, self.spec.max_len]),
+                             "box": ("float32", [-1, 4])})  # fmt: skip
+
+    def describe_datasets(self) -> list[DatasetInfo]:
+        """The training stream, validation and test sets as dataset inputs of the run."""
+        source, name, schema = self.glyph_source(), f"{self.glyphs}-numbers", self._schema()
+        pools = {"training": f"train split but its last {self.val_glyphs} glyphs",
+                 "validation": f"the last {self.val_glyphs} glyphs of the train split",
+                 "test": "test split"}  # fmt: skip
+        per_epoch = max(1, self.train_size // self.batch_size) * self.batch_size
+        augmentation = [type(t).__name__ for t in self.transform.pipeline.transforms
+                        ] if self.transform else []  # fmt: skip
+        configs = {
+            "training": {"layouts": _layout_configs(self.train_layouts), "seed": self.seed,
+                         "fresh_numbers_each_epoch": True, "augmentation": augmentation},
+            "validation": {"layouts": _layout_configs(self.val_layouts), "seed": [self.seed, 1]},
+            "test": {"layouts": _layout_configs([(self.spec, 1.0)]), "seed": [self.seed, 2]},
+        }  # fmt: skip
+        sizes = {"training": per_epoch, "validation": self.val_size, "test": self.test_size}
+        short = {"training": "train", "validation": "val", "test": "test"}
+        return [DatasetInfo(f"{name}-{short[c]}", c, {**source, "pool": pools[c]}, configs[c],
+                            sizes[c], schema) for c in pools]  # fmt: skip
+
+    def describe_suites(self, suites) -> list[DatasetInfo]:
+        """Evaluation suites (digitrec.data.suites) drawn from this glyph source's test split."""
+        source = {**self.glyph_source(), "pool": "test split"}
+        return [DatasetInfo(f"suite-{s.name}", "evaluation", source,
+                            {"layouts": _layout_configs([(s.spec, 1.0)]), "seed": s.seed,
+                             "description": s.description}, s.n, self._schema())
+                for s in suites]  # fmt: skip
 
     def load_glyphs(self) -> dict[str, np.ndarray]:
         loader = GLYPH_SOURCES[self.glyphs]

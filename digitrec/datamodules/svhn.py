@@ -3,6 +3,7 @@ the center crop at evaluation."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,14 @@ from torch.utils.data import DataLoader
 
 from digitrec.data import svhn
 from digitrec.data.sequences import Sequences
-from digitrec.datamodules.base import BatchDataModule, SeededStream, WholeBatches, held_out
+from digitrec.datamodules.base import (
+    BatchDataModule,
+    DatasetInfo,
+    SeededStream,
+    WholeBatches,
+    batch_schema,
+    held_out,
+)
 from digitrec.datamodules.sequences import _albumentations_fn
 
 
@@ -76,6 +84,23 @@ class ImageBatches(WholeBatches):
 
     def batch(self, sl: slice) -> dict[str, torch.Tensor]:
         return _to_batch(self.s.images[sl], self.s.length[sl], self.s.digits[sl], self.s.box[sl])
+
+
+def svhn_name(rendered: bool) -> str:
+    return "street-rendered" if rendered else "svhn"
+
+
+def svhn_source(root: Path, splits: list[str], pre: svhn.Preprocessing, rendered: bool) -> dict:
+    """Where an SVHN set comes from: the format-1 root, its splits and their caches (the file
+    name carries the preprocessing's hash), real SVHN or the rendered stand-in."""
+    caches = {}
+    for split in splits:
+        path = svhn.cache_path(root, split, pre)
+        caches[split] = {"file": path.name,
+                         "bytes": path.stat().st_size if path.is_file() else None}  # fmt: skip
+    kind = "rendered street numbers (SYNTHETIC stand-in, not SVHN)" if rendered else "SVHN format 1"
+    return {"uri": Path(root).resolve().as_uri(), "kind": kind, "rendered": rendered,
+            "splits": splits, "caches": caches}  # fmt: skip
 
 
 class SVHNDataModule(BatchDataModule):
@@ -159,6 +184,33 @@ class SVHNDataModule(BatchDataModule):
         if self.test_size:
             test = {k: test[k][: self.test_size] for k in ("images", "length", "digits", "box")}
         self.test_set = self._center(test)
+
+    def describe_datasets(self) -> list[DatasetInfo]:
+        """Training, validation and test sets as dataset inputs of the run (after setup)."""
+        pre = {**asdict(self.pre), "key": self.pre.key}
+        pool = list(self.splits[:-1])
+        held = {"val_size": self.val_size, "split_seed": self.split_seed}
+        augmentation = [type(t).__name__ for t in self.transform.pipeline.transforms
+                        ] if self.transform else []  # fmt: skip
+        configs = {
+            "training": {"preprocessing": pre, "crop": f"random {self.crop}x{self.crop}",
+                         "held_out": held, "train_size": self.train_size, "seed": self.seed,
+                         "augmentation": augmentation},
+            "validation": {"preprocessing": pre, "crop": "center", "held_out": held},
+            "test": {"preprocessing": pre, "crop": "center", "test_size": self.test_size},
+        }  # fmt: skip
+        sets = {"training": self.train_set.data["length"] if self.train_set else None,
+                "validation": self.val_set, "test": self.test_set}  # fmt: skip
+        schema = batch_schema(3, self.crop, self.crop,
+                              {"length": ("int64", [-1]), "digits": ("int64", [-1, self.pre.max_len]),
+                               "box": ("float32", [-1, 4])})  # fmt: skip
+        return [DatasetInfo(f"{svhn_name(self.rendered)}-{short}", context,
+                            svhn_source(self.root, pool if context != "test" else ["test"],
+                                        self.pre, self.rendered),
+                            configs[context], len(sets[context]) if sets[context] is not None
+                            else None, schema)
+                for context, short in (("training", "train"), ("validation", "val"),
+                                       ("test", "test"))]  # fmt: skip
 
     def _center(self, d: dict[str, np.ndarray]) -> Sequences:
         o = (d["images"].shape[1] - self.crop) // 2

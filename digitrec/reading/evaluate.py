@@ -250,6 +250,23 @@ def metrics(r: dict) -> dict[str, float]:
     return out
 
 
+PHOTO_KINDS = {"folder": "labelled photos (labels.csv)", "svhn": "SVHN format-1 split",
+               "scenes": "scenes written by digitrec-data scenes (SYNTHETIC clutter)"}  # fmt: skip
+
+
+def photo_dataset(kind: str, folder: Path, limit: int | None, size: int | None):
+    """A source folder of the evaluation as a dataset input: its label files' md5s (labels.csv,
+    digitStruct.mat, JSON labels) fingerprint it."""
+    from digitrec.datamodules.base import DatasetInfo, file_md5s
+
+    labels = [p for p in sorted(folder.iterdir()) if p.is_file()
+              and p.suffix.lower() in (".csv", ".json", ".mat")] if folder.is_dir() else []  # fmt: skip
+    source = {"uri": folder.resolve().as_uri(), "kind": PHOTO_KINDS[kind],
+              "files": file_md5s(labels)}  # fmt: skip
+    return DatasetInfo(f"{folder.resolve().parent.name}/{folder.name}", "evaluation", source,
+                       {"limit": limit}, size, {"image": ("uint8", [-1, -1, -1, 3])})  # fmt: skip
+
+
 def track(r: dict, args, sources: list[str]) -> str:
     """Log the evaluation as an MLflow run; its id."""
     import tempfile
@@ -259,6 +276,7 @@ def track(r: dict, args, sources: list[str]) -> str:
 
     from digitrec.reading.mlflow_model import is_model_uri, resolve
     from digitrec.tracking import experiment_id, log_batched
+    from digitrec.tracking.datasets import dataset_input
     from digitrec.train import RUN_ID_KEY, load_checkpoint
 
     uri = args.uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"  # --uri defaults to the env
@@ -279,6 +297,11 @@ def track(r: dict, args, sources: list[str]) -> str:
               "threads": str(r["threads"])}  # fmt: skip
     log_batched(client, run, params=[Param(k, v) for k, v in params.items()],
                 metrics=[Metric(k, float(v), now, 0) for k, v in metrics(r).items()])  # fmt: skip
+    kinds = [(k, d) for k in ("folder", "svhn", "scenes") for d in getattr(args, k, None) or []]
+    client.log_inputs(run, datasets=[dataset_input(photo_dataset(k, Path(d), args.limit,
+                                                                 r["images"] if len(kinds) == 1
+                                                                 else None))
+                                     for k, d in kinds])  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "photo_eval.json"
         path.write_text(json.dumps(r, indent=1))
