@@ -1,4 +1,4 @@
-# digitrec — every target sets up .venv first (torch pinned to the CPU build, then the project).
+# digitrec — every target sets up .venv first (torch pinned to the CPU build, then the lock, then the project).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -13,27 +13,52 @@ READER ?=
 LOCALIZER ?=
 SERVE_PORT ?= 8000
 TORCH  := torch==2.13.0
-# declares optuna<3 (broken on SQLAlchemy 2); runs on the optuna 3 that pyproject.toml pins
-OPTUNA_SWEEPER := hydra-optuna-sweeper==1.3.0
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
+# the lock: every dependency pinned (dev extras included) for Linux x86-64 with the CPU torch,
+# one file per Python version; make install uses the one for the venv's Python, make lock
+# refreshes them (uv pip compile; UPGRADE=1 moves every pin to the newest version allowed)
+UV     := uv==0.13.9
+LOCK_PYTHONS ?= 3.11 3.12
+UPGRADE ?=
+PYVER  := $(shell $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -c 'import sys; print("%d%d" % sys.version_info[:2])')
+LOCK   := requirements/lock-linux-py$(PYVER).txt
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-fast bench ui serve train-photo-reader peers sweep-mnist sweep-mnist-grid sweep-svhn reproduce-paper data-mnist data-notmnist data-svhn data-fonts data-street lint clean
+.PHONY: help install lock train test test-fast bench ui serve train-photo-reader peers sweep-mnist sweep-mnist-grid sweep-svhn reproduce-paper data-mnist data-notmnist data-svhn data-fonts data-street lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  ARGS=\"...\" passes Hydra overrides, e.g. make train ARGS=\"model.depth=6 trainer.max_epochs=3\""
 	@echo "  sweeps: N_TRIALS=, LAUNCHER=local (2 jobs at a time) | slurm; reproduce-paper: PROFILE=smoke|cpu|gpu"
+	@echo "  the lock: make install installs $(LOCK); after editing pyproject.toml's dependencies run"
+	@echo "  make lock (UPGRADE=1: every pin to the newest allowed; LOCK_PYTHONS=\"$(LOCK_PYTHONS)\") and commit requirements/"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "installing $(TORCH) (CPU build), then digitrec and its dependencies into $(VENV) ..."
+	@echo "installing $(TORCH) (CPU build), then the locked dependencies ($(LOCK)), then digitrec into $(VENV) ..."
 	$(PIP) $(TORCH)
-	$(PIP) -e ".[dev]"
-	$(PIP) --no-deps $(OPTUNA_SWEEPER)
+	$(PIP) -r $(LOCK)
+	$(PIP) --no-deps -e .
+	@# the Optuna sweeper is digitrec's own now: the old plugin (optuna<3) must not linger
+	@$(BIN)/python -m pip uninstall -y -q hydra-optuna-sweeper 2>/dev/null || true
+	$(BIN)/python -m pip check
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install digitrec (torch first, pinned)
+requirements/lock-linux-py%.txt:
+	@echo "no lock file for this Python ($@): make lock LOCK_PYTHONS=\"$(LOCK_PYTHONS) <major.minor>\"" >&2; exit 2
+
+install: $(STAMP) ## create .venv and install digitrec: torch (CPU) first, then the lock, then digitrec
+
+lock: ## refresh requirements/lock-linux-py3*.txt from pyproject.toml (LOCK_PYTHONS=, UPGRADE=1)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) $(UV)
+	@mkdir -p requirements
+	@for v in $(LOCK_PYTHONS); do \
+	  out=requirements/lock-linux-py$$(echo $$v | tr -d .).txt; echo "locking Python $$v: $$out"; \
+	  echo "$(TORCH)" | $(BIN)/uv pip compile --quiet pyproject.toml - --extra dev \
+	    --python-version $$v --python-platform x86_64-manylinux_2_28 $(if $(UPGRADE),--upgrade) \
+	    --custom-compile-command "make lock" --output-file $$out || exit 1; \
+	done
 
 train: $(STAMP) ## train the default experiment (conf/train.yaml); ARGS= for overrides
 	$(BIN)/digitrec-train $(ARGS)

@@ -8,7 +8,6 @@ import atexit
 import json
 import logging
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig, open_dict, read_write
+from omegaconf import DictConfig
 
 from digitrec.tracking.store import (
     MAX_PARAM_LEN,
@@ -45,46 +44,30 @@ def is_optuna(config: DictConfig) -> bool:
     return "optuna" in str(config.hydra.sweeper.get("_target_", "")).lower()
 
 
-def sampler_name(config: DictConfig) -> str:
+def sampler_name(config: DictConfig, finished: int = 0) -> str:
+    """The sweep's sampler and the seed it runs with: an Optuna sweeper moves the seed on by the
+    trials its study has `finished` (digitrec/sweepers/optuna_sweeper.py)."""
     if not is_optuna(config):
         return "grid (Hydra basic sweeper)"
     sampler = config.hydra.sweeper.get("sampler") or {}
     name = str(sampler.get("_target_", "?")).rsplit(".", 1)[-1]
-    return f"optuna {name} (seed {sampler.get('seed')})"
+    seed = sampler.get("seed")
+    return f"optuna {name} (seed {seed if seed is None else int(seed) + finished})"
 
 
-def resume_optuna_study(config: DictConfig) -> int:
-    """Make an Optuna sweep's n_trials the study's total, so that re-running an interrupted
-    sweep runs only the trials still missing. Returns the number of trials already finished.
+def finished_optuna_trials(config: DictConfig) -> int:
+    """How many trials an Optuna sweep's study has finished (0: a new study, or no storage).
 
-    Trials left RUNNING by a killed sweep are marked FAIL (one launcher per study is assumed);
-    the sampler's seed moves on so that its random start-up points are not drawn again.
+    The sweeper resumes the study itself: n_trials is the study's total, so it runs only the
+    trials still missing, marks FAIL the trials a killed sweep left RUNNING and moves the
+    sampler's seed on by this number (digitrec/sweepers/optuna_sweeper.py).
     """
     sweeper = config.hydra.sweeper
     if not is_optuna(config) or not sweeper.get("storage"):
         return 0
-    import optuna
-    from optuna.trial import TrialState
+    from digitrec.sweepers.optuna_sweeper import finished_trials
 
-    try:
-        study = optuna.load_study(study_name=str(sweeper.study_name), storage=str(sweeper.storage))
-    except KeyError:  # a new study
-        return 0
-    finished = [t for t in study.trials if t.state.is_finished()]
-    for t in study.trials:
-        if t.state == TrialState.RUNNING:
-            study.tell(t.number, state=TrialState.FAIL)
-    total = int(sweeper.n_trials)
-    with read_write(sweeper), open_dict(sweeper):
-        sweeper.n_trials = max(total - len(finished), 0)
-        if sweeper.get("sampler") is not None and sweeper.sampler.get("seed") is not None:
-            sweeper.sampler.seed = int(sweeper.sampler.seed) + len(finished)
-    log.info("Optuna study %r (%s) has %d finished trials of %d: running %d more",
-             sweeper.study_name, sweeper.storage, len(finished), total, sweeper.n_trials)  # fmt: skip
-    if sweeper.n_trials == 0:
-        log.warning("nothing to run: raise hydra.sweeper.n_trials (N_TRIALS) or start a new "
-                    "study with hydra.sweeper.study_name=NAME")  # fmt: skip
-    return len(finished)
+    return finished_trials(str(sweeper.storage), str(sweeper.study_name))
 
 
 def children_of(client: MlflowClient, parent, order_by: list[str] | None = None) -> list:
@@ -127,9 +110,7 @@ class SweepParentRun(Callback):
         )
         sweep_dir = Path(config.hydra.sweep.dir)
         name = str(config.tracking.get("sweep_name") or sweep_dir.name)
-        if is_optuna(config):  # the plugin builds its space from optuna's pre-3.0 distributions
-            warnings.filterwarnings("ignore", ".*has been deprecated in v3.0.0", FutureWarning)
-        resume_optuna_study(config)
+        finished = finished_optuna_trials(config)  # an Optuna study resumed: its trials so far
         tags = {
             "mlflow.runName": f"sweep {name}",
             "mlflow.source.name": "digitrec-train -m",
@@ -139,7 +120,7 @@ class SweepParentRun(Callback):
             "search_space": json.dumps(search_space(config), sort_keys=True)[:MAX_PARAM_LEN],
             "hydra_overrides": " ".join(config.hydra.overrides.task) or "(none)",
             "objective": f"{config.tracking.objective} ({config.tracking.get('objective_mode', 'max')})",
-            "sampler": sampler_name(config),
+            "sampler": sampler_name(config, finished),
             "sweeper": str(config.hydra.sweeper.get("_target_", "")),
             "launcher": str(config.hydra.launcher.get("_target_", "")),
             "git_commit": git_commit(),
