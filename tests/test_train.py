@@ -53,7 +53,9 @@ def test_run_is_tracked_and_checkpoint_loads_without_hydra(tmp_path, fake_data_d
     val_history = client.get_metric_history(run.info.run_id, "val/sequence_accuracy")
     assert len(val_history) == 2  # one point per epoch
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "test_predictions.png", "checkpoints"} <= artifacts
+    assert {"config.yaml", "test_predictions.png", "checkpoints", "environment"} <= artifacts
+    (freeze,) = client.list_artifacts(run.info.run_id, "environment")
+    assert freeze.path == "environment/pip-freeze.txt" and run.data.tags["lock_digest"]
     (ckpt,) = client.list_artifacts(run.info.run_id, "checkpoints")
     local = client.download_artifacts(run.info.run_id, ckpt.path, str(tmp_path / "dl"))
 

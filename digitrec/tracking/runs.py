@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.utilities import rank_zero_only
 
+from digitrec.environment import lock_digest, pip_freeze
 from digitrec.tracking.store import (
     MAX_PARAM_LEN,
     PARENT_FILE,
@@ -137,6 +138,7 @@ class RunTracker:
             "git_commit": git_commit(cfg.paths.root_dir),
             "hydra_overrides": overrides or "(none)",
             "study": str(cfg.get("study", self.experiment_name)),
+            "lock_digest": lock_digest() or "(no lock)",
         }
         if parent:
             tags[PARENT_TAG] = parent
@@ -198,6 +200,9 @@ class RunTracker:
             path = Path(tmp) / "config.yaml"
             path.write_text(OmegaConf.to_yaml(self.cfg, resolve=True))
             self.client.log_artifact(self.run_id, str(path))
+            freeze = Path(tmp) / "pip-freeze.txt"  # the environment the run resolved
+            freeze.write_text(pip_freeze())
+            self.client.log_artifact(self.run_id, str(freeze), "environment")
 
     def log_params(self, values: Mapping[str, Any]) -> None:
         log_batched(self.client, self.run_id, params=[Param(k, str(v)[:MAX_PARAM_LEN])
