@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from PIL import Image
-from test_reading import checkpoints, photo, photo_reader  # noqa: F401  (fixtures)
+from test_reading import _post, checkpoints, photo, photo_reader  # noqa: F401  (fixtures)
 
 from digitrec.reading import predict, serve
 from digitrec.reading.images import ImageError, decode_image, load_image
@@ -85,13 +85,7 @@ def serving():
 
 
 def post(url: str, body: bytes, content_type: str = "image/png", query: str = ""):
-    request = urllib.request.Request(f"{url}/api/read{query}", data=body, method="POST",
-                                     headers={"Content-Type": content_type})  # fmt: skip
-    try:
-        with urllib.request.urlopen(request, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+    return _post(url, body, content_type, query)
 
 
 def raw(url: str, head: bytes, body_chunks=(), pause: float = 0.0, timeout: float = 10.0) -> bytes:

@@ -147,6 +147,20 @@ def test_localizer_experiment_trains_and_logs_iou(rendered_root, tmp_path):
     assert "test_boxes.png" in {a.path for a in client.list_artifacts(run.info.run_id)}
     loaded = load_module(run.data.tags["best_checkpoint"])
     assert isinstance(loaded, BoxLocalizer) and loaded.net.input_shape == (3, 32, 32)
+    # its MLflow model (PyTorch flavor, the checkpoint beside it), name and scene datasets
+    assert run.info.run_name == "localizer-s0"
+    mlflow.set_tracking_uri(str(cfg.tracking.uri))
+    images = np.random.default_rng(0).integers(0, 256, (3, 3, 32, 32), dtype=np.uint8)
+    boxes = mlflow.pyfunc.load_model(run.data.tags["model_uri"]).predict(images)
+    with torch.no_grad():
+        expected = loaded(torch.from_numpy(images))
+    np.testing.assert_allclose(boxes, expected.numpy(), atol=1e-5)
+    local = mlflow.artifacts.download_artifacts(run.data.tags["model_uri"], dst_path=str(tmp_path))
+    assert (tmp_path / local / "extra_files" / "localizer.ckpt").is_file()
+    inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
+    assert set(inputs) == {f"street-rendered-scenes-{s}" for s in ("train", "val", "test")}
+    source = json.loads(inputs["street-rendered-scenes-test"].dataset.source)
+    assert source["rendered"] is True and source["caches"]["test"]["file"].startswith("test-")
 
 
 def test_photo_reader_experiment_checkpoint_reads_photos(rendered_root, tmp_path):
@@ -386,8 +400,8 @@ def server(photo_reader):
     srv.server_close()
 
 
-def _post(url, body: bytes, content_type: str):
-    request = urllib.request.Request(url + "/api/read", data=body, method="POST",
+def _post(url, body: bytes, content_type: str, query: str = ""):
+    request = urllib.request.Request(f"{url}/api/read{query}", data=body, method="POST",
                                      headers={"Content-Type": content_type})  # fmt: skip
     try:
         with urllib.request.urlopen(request, timeout=30) as r:

@@ -167,33 +167,6 @@ def test_compare_registers_the_best_run_and_predict_reads_it(trained, tmp_path, 
                    f"(runs:/{plain}/model); nothing registered"]  # fmt: skip
 
 
-def test_a_localizer_run_logs_a_pytorch_model_and_its_scenes(rendered_root, tmp_path):
-    cfg = compose_cfg([
-        "experiment=localizer", f"data.root={rendered_root}", f"paths.data_dir={tmp_path}",
-        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"tracking.artifact_root={tmp_path}/art",
-        "data.size=32", "data.source_size=32", "data.val_size=8", "data.test_size=8",
-        "data.batch_size=8", "model.widths=[8,8,8]", "model.blocks=1", "model.fc=16",
-        "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false",
-    ], tmp_path)  # fmt: skip
-    train(cfg)
-    client = MlflowClient(str(cfg.tracking.uri))
-    (run,) = client.search_runs([client.get_experiment_by_name("localizer").experiment_id])
-    assert run.info.run_name == "localizer-s0"
-    mlflow.set_tracking_uri(str(cfg.tracking.uri))
-    images = np.random.default_rng(0).integers(0, 256, (3, 3, 32, 32), dtype=np.uint8)
-    boxes = mlflow.pyfunc.load_model(run.data.tags["model_uri"]).predict(images)
-    with torch.no_grad():
-        expected = load_module(run.data.tags["best_checkpoint"])(torch.from_numpy(images))
-    np.testing.assert_allclose(boxes, expected.numpy(), atol=1e-5)
-    local = mlflow.artifacts.download_artifacts(run.data.tags["model_uri"], dst_path=str(tmp_path))
-    assert (tmp_path / local / "extra_files" / "localizer.ckpt").is_file()
-    inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
-    assert set(inputs) == {f"street-rendered-scenes-{s}" for s in ("train", "val", "test")}
-    source = json.loads(inputs["street-rendered-scenes-test"].dataset.source)
-    assert source["rendered"] is True and source["caches"]["test"]["file"].startswith("test-")
-
-
 def test_svhn_sets_are_described_by_their_split_and_cache(rendered_root):
     datamodule = SVHNDataModule(str(rendered_root), val_size=8, batch_size=8, download=False)
     datamodule.prepare_data()
