@@ -119,10 +119,12 @@ def resolve(ref: str | os.PathLike, tracking_uri: str | None = None) -> tuple[Pa
         return Path(ref), None
     from mlflow.exceptions import MlflowException
 
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or _default_store()
+    from digitrec.tracking import open_store
+
+    uri = open_store(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")).tracking_uri
     try:
-        mlflow.set_tracking_uri(uri)
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=str(ref)))
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=str(ref), tracking_uri=uri,
+                                                         registry_uri=uri))  # fmt: skip
     except MlflowException as e:
         first = str(e.message if hasattr(e, "message") else e).splitlines()[0]
         raise ValueError(f"{ref}: not found in the tracking store {uri} ({first})") from None
@@ -134,10 +136,3 @@ def resolve(ref: str | os.PathLike, tracking_uri: str | None = None) -> tuple[Pa
         raise ValueError(f"{ref}: not a digitrec reader model (artifacts: {found or 'none'})")
     localizer = local / "artifacts" / "localizer.ckpt"
     return reader, localizer if localizer.is_file() else None
-
-
-def _default_store() -> str:
-    path = Path.cwd() / "mlflow.db"
-    if not path.exists():
-        raise ValueError(f"no MLflow store at {path} (pass --uri or set MLFLOW_TRACKING_URI)")
-    return f"sqlite:///{path}"
