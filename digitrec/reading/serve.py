@@ -126,7 +126,7 @@ def make_app(reader: PhotoReader, max_mb: float = 10.0, workers: int = 1, queue:
     max_bytes = int(max_mb * 1e6)
     max_pixels = max_pixels_default() if max_pixels is None else max_pixels
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="digitrec-read")
-    state = {"in_flight": 0}  # requests holding a place (running or waiting); the event loop's
+    state = {"in_flight": 0}  # requests holding a place, running or waiting (event loop only)
     app = FastAPI(title="digitrec", summary="Read the house number in a photo.",
                   description=__doc__, version="1")  # fmt: skip
     app.state.pool = pool
