@@ -14,10 +14,20 @@ LOCALIZER ?=
 SERVE_PORT ?= 8000
 TORCH  := torch==2.13.0
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
+# make test runs the test files in TEST_WORKERS processes (pytest-xdist; one file's tests stay
+# in one process, so module fixtures are built once), each with one torch thread; TEST_WORKERS=0
+# runs them in this process
+NPROC        := $(shell nproc 2>/dev/null || echo 2)
+TEST_WORKERS ?= $(shell n=$(NPROC); [ $$n -gt 4 ] && n=4; echo $$n)
+XDIST        := $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadfile)
+TEST_ENV     := $(if $(filter 0,$(TEST_WORKERS)),,OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1})
 # the lock: every dependency pinned (dev extras included) for Linux x86-64 with the CPU torch,
 # one file per Python version; make install uses the one for the venv's Python, make lock
 # refreshes them (uv pip compile; UPGRADE=1 moves every pin to the newest version allowed)
 UV     := uv==0.13.9
+# the lock is installed by uv (seconds, where pip takes minutes); uv reads UV_INDEX_URL and
+# UV_EXTRA_INDEX_URL, not pip.conf: INSTALLER=pip installs it with pip and its configuration
+INSTALLER ?= uv
 LOCK_PYTHONS ?= 3.11 3.12
 UPGRADE ?=
 PYVER  := $(shell $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -c 'import sys; print("%d%d" % sys.version_info[:2])')
@@ -29,16 +39,23 @@ LOCK   := requirements/lock-linux-py$(PYVER).txt
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  ARGS=\"...\" passes Hydra overrides, e.g. make train ARGS=\"model.depth=6 trainer.max_epochs=3\""
+	@echo "  tests: TEST_WORKERS=$(TEST_WORKERS) processes (0: pytest in this process)"
 	@echo "  sweeps: N_TRIALS=, LAUNCHER=local (2 jobs at a time) | slurm; reproduce-paper: PROFILE=smoke|cpu|gpu"
 	@echo "  the lock: make install installs $(LOCK); after editing pyproject.toml's dependencies run"
 	@echo "  make lock (UPGRADE=1: every pin to the newest allowed; LOCK_PYTHONS=\"$(LOCK_PYTHONS)\") and commit requirements/"
 
 $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "installing $(TORCH) (CPU build), then the locked dependencies ($(LOCK)), then digitrec into $(VENV) ..."
+	@echo "installing $(TORCH) (CPU build), then the locked dependencies ($(LOCK)) with $(INSTALLER), then digitrec into $(VENV) ..."
 	$(PIP) $(TORCH)
+ifeq ($(INSTALLER),uv)
+	$(PIP) $(UV)
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -r $(LOCK)
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
+else
 	$(PIP) -r $(LOCK)
 	$(PIP) --no-deps -e .
+endif
 	@# the Optuna sweeper is digitrec's own now: the old plugin (optuna<3) must not linger
 	@$(BIN)/python -m pip uninstall -y -q hydra-optuna-sweeper 2>/dev/null || true
 	$(BIN)/python -m pip check
@@ -64,10 +81,10 @@ train: $(STAMP) ## train the default experiment (conf/train.yaml); ARGS= for ove
 	$(BIN)/digitrec-train $(ARGS)
 
 test: $(STAMP) ## run the whole test suite (offline; the real-data tests read DIGITREC_DATA_DIR)
-	$(BIN)/pytest $(ARGS)
+	$(TEST_ENV) $(BIN)/pytest $(XDIST) $(ARGS)
 
 test-fast: $(STAMP) ## the tests without the one-minute real-data training
-	$(BIN)/pytest -m "not slow" $(ARGS)
+	$(TEST_ENV) $(BIN)/pytest $(XDIST) -m "not slow" $(ARGS)
 
 bench: $(STAMP) ## benchmarks (pytest-benchmark): generator, model step, data loading
 	$(BIN)/pytest tests/test_bench.py --benchmark-enable --benchmark-only --benchmark-columns=min,median,mean,rounds $(ARGS)

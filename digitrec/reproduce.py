@@ -240,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
                         default=Path(os.environ.get("DIGITREC_DATA_DIR", REPO / ".data")))  # fmt: skip
     parser.add_argument("--render-dir", type=Path,
                         help="where the rendered stand-in goes (default .data/street-PROFILE)")  # fmt: skip
+    parser.add_argument("--sweep-dir", type=Path,
+                        help="the sweeps' output folders (default outputs/reproduce-paper/"
+                             "PROFILE-<time>)")  # fmt: skip
     add_uri_argument(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = parser.parse_args(argv)
@@ -249,7 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     render_dir = (args.render_dir or REPO / ".data" / f"street-{name}").resolve()
     uri = args.uri or f"sqlite:///{REPO / 'mlflow.db'}"
     study = f"reproduce_{name}"
-    sweep_root = REPO / "outputs" / "reproduce-paper" / f"{name}-{datetime.now():%Y-%m-%d_%H-%M-%S}"
+    sweep_root = (
+        args.sweep_dir
+        or REPO / "outputs" / "reproduce-paper" / f"{name}-{datetime.now():%Y-%m-%d_%H-%M-%S}"
+    ).resolve()
     start = time.perf_counter()
 
     root, svhn_label = svhn_source(profile, data_dir, render_dir, args.dry_run)

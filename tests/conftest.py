@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -54,8 +57,31 @@ def real_data_dir() -> Path:
     return path
 
 
-def small_overrides(tmp_path: Path, data_dir: Path) -> list[str]:
-    """Shrink a run to seconds and keep every file it writes under tmp_path."""
+_STORE_TEMPLATE: list[Path] = []
+
+
+def new_store(path: Path) -> Path:
+    """An empty MLflow SQLite store at `path`: a copy of one created once per test session.
+    Creating a store runs MLflow's schema migrations (about 2 s); a copy of a migrated,
+    still-empty store is the same store without that wait."""
+    if not _STORE_TEMPLATE:
+        from mlflow.tracking import MlflowClient
+
+        folder = Path(tempfile.mkdtemp(prefix="digitrec-store-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()  # migrates
+        _STORE_TEMPLATE.append(folder / "mlflow.db")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_STORE_TEMPLATE[0], path)
+    return path
+
+
+def small_overrides(tmp_path: Path, data_dir: Path, store: bool = True) -> list[str]:
+    """Shrink a run to seconds and keep every file it writes under tmp_path (its MLflow store
+    made in advance unless store=False, for tests that check nothing is created)."""
+    if store:
+        new_store(tmp_path / "mlflow.db")
     return [
         f"paths.data_dir={data_dir}",
         f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",

@@ -38,7 +38,8 @@ def _restore_logging():
 
 
 def _args(tmp_path, data_dir, *extra):
-    return [*small_overrides(tmp_path, data_dir), f"hydra.run.dir={tmp_path}/run", *FAST, *extra]
+    base = small_overrides(tmp_path, data_dir, store=False)  # tests check nothing is created
+    return [*base, f"hydra.run.dir={tmp_path}/run", *FAST, *extra]
 
 
 def _main(args, capfd, tmp_path, monkeypatch):

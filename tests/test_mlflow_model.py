@@ -18,6 +18,7 @@ import mlflow
 import numpy as np
 import pytest
 import torch
+from conftest import new_store
 from helpers import save_checkpoint
 from PIL import Image
 from test_reading import checkpoints, photo  # noqa: F401  (fixtures)
@@ -32,7 +33,7 @@ from digitrec.reading.pipeline import PhotoReader, WholeImageReader, open_reader
 def store(tmp_path_factory, checkpoints):
     """A store with the two-stage photo model registered as digitrec-photo@champion."""
     root = tmp_path_factory.mktemp("store")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = f"sqlite:///{new_store(root / 'mlflow.db')}"
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.create_experiment("models", artifact_location=str(root / "artifacts"))
     with mlflow.start_run(experiment_id=experiment) as run:

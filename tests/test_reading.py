@@ -11,7 +11,7 @@ import urllib.request
 import numpy as np
 import pytest
 import torch
-from conftest import compose_cfg
+from conftest import compose_cfg, new_store
 from helpers import save_checkpoint
 from PIL import Image
 
@@ -132,7 +132,7 @@ def test_localizer_experiment_trains_and_logs_iou(rendered_root, tmp_path):
 
     cfg = compose_cfg([
         "experiment=localizer", f"data.root={rendered_root}", f"paths.data_dir={tmp_path}",
-        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"tracking.artifact_root={tmp_path}/art",
+        f"tracking.uri=sqlite:///{new_store(tmp_path / 'mlflow.db')}", f"tracking.artifact_root={tmp_path}/art",
         "data.size=32", "data.source_size=32", "data.val_size=8", "data.test_size=8",
         "data.batch_size=8", "model.widths=[8,8,8]", "model.blocks=1", "model.fc=16",
         "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
@@ -168,7 +168,7 @@ def test_photo_reader_experiment_checkpoint_reads_photos(rendered_root, tmp_path
 
     cfg = compose_cfg([
         "experiment=photo_reader", f"data.root={rendered_root}", f"paths.data_dir={tmp_path}",
-        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"tracking.artifact_root={tmp_path}/art",
+        f"tracking.uri=sqlite:///{new_store(tmp_path / 'mlflow.db')}", f"tracking.artifact_root={tmp_path}/art",
         "data.val_size=8", "data.batch_size=8", "data.eval_batch_size=8", "+trainer.max_steps=2",
         "trainer.max_epochs=1", "model.widths=[8,8,16,16,16]", "model.context_size=16",
         "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
@@ -306,7 +306,7 @@ def test_evaluate_photos_on_a_labelled_folder_and_an_svhn_folder(rendered_root, 
     (photos / "bad.jpg").write_bytes(b"not a jpeg")
     (photos / "labels.csv").write_text("file,number,crop\n0.jpg,12,full\nbad.jpg,7,full\n"
                                        "1.jpg,045,tight\n")  # fmt: skip
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = f"sqlite:///{new_store(tmp_path / 'mlflow.db')}"
     out = tmp_path / "eval.json"
     code = evaluate.main([str(checkpoints[0]), "--localizer", str(checkpoints[1]), "--folder",
                           str(photos), "--svhn", str(rendered_root / "test"), "--out", str(out),

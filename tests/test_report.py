@@ -1,5 +1,6 @@
 """digitrec-report: a sweep's table and plot come from MLflow, grouped by what varies."""
 
+from conftest import new_store
 from mlflow.tracking import MlflowClient
 
 from digitrec.report import main
@@ -25,7 +26,7 @@ def _sweep(uri):
 
 
 def test_report_groups_seeds_and_fills_the_readme_section(tmp_path, capsys):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = f"sqlite:///{new_store(tmp_path / 'mlflow.db')}"
     parent = _sweep(uri)
     out = tmp_path / "experiments" / "heads"
     out.mkdir(parents=True)

@@ -14,7 +14,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, compose_cfg
+from conftest import REPO, compose_cfg, new_store
 
 from digitrec.data import street, svhn
 from digitrec.data.download import DownloadError
@@ -304,7 +304,7 @@ def test_paper_svhn_experiment_runs_on_the_rendered_stand_in(rendered, tmp_path)
     root, _ = rendered
     cfg = compose_cfg([
         "experiment=paper_svhn", f"data.root={root}", f"paths.data_dir={tmp_path}",
-        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"tracking.artifact_root={tmp_path}/art",
+        f"tracking.uri=sqlite:///{new_store(tmp_path / 'mlflow.db')}", f"tracking.artifact_root={tmp_path}/art",
         "data.val_size=10", "data.batch_size=8", "data.eval_batch_size=16",
         "+trainer.max_steps=2", "trainer.max_epochs=1", "+trainer.limit_val_batches=1",
         "+trainer.limit_test_batches=1", "trainer.num_sanity_val_steps=0",

@@ -15,7 +15,7 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-from conftest import compose_cfg, small_overrides
+from conftest import compose_cfg, new_store, small_overrides
 from helpers import save_checkpoint
 from hydra.utils import instantiate
 from mlflow.tracking import MlflowClient
@@ -191,7 +191,7 @@ def test_a_photo_evaluation_logs_its_folders_as_datasets(tmp_path):
     photos.mkdir()
     Image.fromarray(np.full((60, 80, 3), 200, np.uint8)).save(photos / "a.png")
     (photos / "labels.csv").write_text("file,number\na.png,12\n")
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = f"sqlite:///{new_store(tmp_path / 'mlflow.db')}"
     assert evaluate.main([str(checkpoint), "--folder", str(photos), "--uri", uri]) == 0
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(evaluate.EXPERIMENT)
