@@ -109,3 +109,34 @@ def compose_cfg(overrides: list[str], tmp_path: Path) -> DictConfig:
         cfg.hydra.job.num = 0
     HydraConfig.instance().set_config(cfg)
     return cfg
+
+
+# The longest tests (tens of seconds each, most of them training in subprocesses) run first, so
+# that with pytest-xdist's workers (make test) no long test starts last and runs alone.
+LONGEST_FIRST = (
+    "test_learns_real_mnist_sequences_in_about_a_minute",
+    "test_reproduce_writes_the_report_with_plots_and_run_ids",
+    "test_ddp_on_cpu_two_processes_one_tracked_run",
+    "test_four_jobs_two_at_a_time_share_one_sqlite_store",  # and the tests sharing its sweep
+    "test_a_sweep_of_four_jobs_two_at_a_time_through_a_server_on_postgresql",
+    "test_optuna_sweep_resumes_from_its_storage",
+    "test_killed_training_job_resumes_into_the_same_mlflow_run",
+    "test_a_crashed_job_is_a_failed_child_and_the_sweep_goes_on",
+)
+
+
+def _module_fixtures(item) -> bool:
+    """Whether the test uses a fixture built once per module."""
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    return any(defs and defs[-1].scope == "module" for defs in definitions.values())
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist's --dist loadgroup: the tests of a file that share a module-scoped
+    fixture stay in one worker (their fixture is built once), every other test goes to the next
+    free worker; the longest tests first."""
+    for item in items:
+        if _module_fixtures(item):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.originalname, len(rank)))

@@ -56,10 +56,18 @@ def test_pyfunc_reads_like_the_checkpoints(store, checkpoints):
                                    [e.box for e in expected], atol=1e-3)  # fmt: skip
 
 
-def test_model_uris_resolve_to_the_checkpoints_and_bad_ones_are_one_line(store, monkeypatch):
+def test_model_uris_resolve_to_the_checkpoints_and_bad_ones_are_one_line(
+    store, monkeypatch, tmp_path
+):
     uri, run_id = store
-    reader, localizer = resolve("models:/digitrec-photo@champion", uri)
-    assert reader.name == "reader.ckpt" and localizer.name == "localizer.ckpt"
+    # read from the store given, whatever this process's default store is
+    mlflow.set_tracking_uri(f"sqlite:///{new_store(tmp_path / 'other.db')}")
+    try:
+        for ref in ("models:/digitrec-photo@champion", "models:/digitrec-photo/1"):
+            reader, localizer = resolve(ref, uri)
+            assert reader.name == "reader.ckpt" and localizer.name == "localizer.ckpt"
+    finally:
+        mlflow.set_tracking_uri(uri)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     assert isinstance(open_reader("models:/digitrec-photo@champion"), PhotoReader)
     with pytest.raises(ValueError, match=r"^models:/nothing@champion: not found in the tracking"):

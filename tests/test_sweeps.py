@@ -4,17 +4,13 @@ the comparison CLI, and a real MLflow server reading a sweep back over REST."""
 import csv
 import io
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import optuna
 import pytest
 from conftest import REPO, compose_cfg, small_overrides
+from helpers import mlflow_server, train_cli
 from mlflow.tracking import MlflowClient
 
 from digitrec import compare
@@ -22,13 +18,6 @@ from digitrec.train import checkpoint_meta
 
 OBJECTIVE = "suite/touching/sequence_accuracy"  # the parallel sweep optimises a suite metric
 FAST = ["trainer.max_epochs=1", "trainer.num_sanity_val_steps=0", "trainer.log_every_n_steps=2"]
-
-
-def _cli(args, cwd, timeout=600):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
-    return subprocess.run([sys.executable, "-m", "digitrec.train", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
 
 def _runs(store: Path, experiment: str):
@@ -48,7 +37,7 @@ def parallel_sweep(tmp_path_factory, fake_data_dir):
             "tracking.sweep_name=four", f"hydra.sweep.dir={tmp}/sweep", *FAST,
             *small_overrides(tmp, fake_data_dir), "eval=[touching]", "eval.touching.n=60",
             f"tracking.objective={OBJECTIVE}"]  # fmt: skip
-    return tmp, tmp / "mlflow.db", _cli(args, tmp)
+    return tmp, tmp / "mlflow.db", train_cli(args, tmp)
 
 
 def test_four_jobs_two_at_a_time_share_one_sqlite_store(parallel_sweep):
@@ -114,32 +103,10 @@ def test_compare_sorts_by_the_objective_and_shows_the_best_checkpoint(parallel_s
     assert "no experiment or run 'no_such_experiment'" in capsys.readouterr().err
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_real_mlflow_server_reads_the_sweep_back_over_rest(parallel_sweep):
     tmp, store, _ = parallel_sweep
     _, (parent,), _ = _runs(store, "mnist_seq")
-    port = _free_port()
-    mlflow = Path(sys.executable).with_name("mlflow")
-    server = subprocess.Popen([str(mlflow), "server", "--backend-store-uri", f"sqlite:///{store}",
-                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                              cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                assert server.poll() is None, server.stderr.read().decode()[-2000:]
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow server did not answer /health within 60 s")
+    with mlflow_server(f"sqlite:///{store}", tmp) as base:
 
         def api(path, body=None):
             data = json.dumps(body).encode() if body is not None else None
@@ -158,16 +125,13 @@ def test_a_real_mlflow_server_reads_the_sweep_back_over_rest(parallel_sweep):
         assert "val/sequence_accuracy" in names
         tags = {t["key"]: t["value"] for t in api(f"runs/get?run_id={pid}")["run"]["data"]["tags"]}
         assert tags["best_run_id"] in {r["info"]["run_id"] for r in found}
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_a_crashed_job_is_a_failed_child_and_the_sweep_goes_on(tmp_path, fake_data_dir):
     """Basic sweeper: every job runs; the sweep exits non-zero; the parent keeps the best child."""
     args = ["-m", "optimizer.lr=-1,0.001", f"hydra.sweep.dir={tmp_path}/sweep", *FAST,
             *small_overrides(tmp_path, fake_data_dir)]  # fmt: skip
-    result = _cli(args, tmp_path)
+    result = train_cli(args, tmp_path)
     assert result.returncode != 0 and "Invalid learning rate" in result.stderr
     _, (parent,), children = _runs(tmp_path / "mlflow.db", "mnist_seq")
     status = {c.data.params["optimizer.lr"]: c.info.status for c in children}
@@ -182,12 +146,16 @@ def test_optuna_sweep_resumes_from_its_storage(tmp_path, fake_data_dir):
     storage = f"sqlite:///{tmp_path}/optuna.db"
     base = ["-m", "hparams_search=mnist_optuna", f"hydra.sweeper.storage={storage}",
             "hydra.sweeper.study_name=resume", *FAST, *small_overrides(tmp_path, fake_data_dir)]  # fmt: skip
-    first = _cli([*base, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path}/a"], tmp_path)
+    first = train_cli(
+        [*base, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path}/a"], tmp_path
+    )
     assert first.returncode == 0, first.stderr[-3000:]
     study = optuna.load_study(study_name="resume", storage=storage)
     done = [(t.number, t.params) for t in study.trials]
     study.ask()  # a trial left RUNNING, as a killed sweep leaves it
-    second = _cli([*base, "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={tmp_path}/b"], tmp_path)
+    second = train_cli(
+        [*base, "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={tmp_path}/b"], tmp_path
+    )
     assert second.returncode == 0, second.stderr[-3000:]
     assert "has 2 finished trials of 3: running 1 more" in second.stderr + second.stdout
     trials = optuna.load_study(study_name="resume", storage=storage).trials
@@ -207,7 +175,7 @@ def test_killed_training_job_resumes_into_the_same_mlflow_run(tmp_path, fake_dat
     """SIGKILL in the middle of epoch 2 (8 steps an epoch), then ckpt_path=last.ckpt."""
     run = ["trainer.max_epochs=3", "trainer.log_every_n_steps=2", "trainer.num_sanity_val_steps=0",
            *small_overrides(tmp_path, fake_data_dir)]  # fmt: skip
-    killed = _cli([*run, f"hydra.run.dir={tmp_path}/run",
+    killed = train_cli([*run, f"hydra.run.dir={tmp_path}/run",
                    "+callbacks.kill._target_=helpers.KillAtStep", "+callbacks.kill.step=12"],
                   tmp_path)  # fmt: skip
     assert killed.returncode == -9, killed.stderr[-3000:]
@@ -218,7 +186,7 @@ def test_killed_training_job_resumes_into_the_same_mlflow_run(tmp_path, fake_dat
     assert max(before) > 8  # it logged steps after the epoch-1 checkpoint (step 8)
 
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    resumed = _cli([*run, f"hydra.run.dir={tmp_path}/again", f"ckpt_path={last}"], tmp_path)
+    resumed = train_cli([*run, f"hydra.run.dir={tmp_path}/again", f"ckpt_path={last}"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     (run_,) = client.search_runs([client.get_experiment_by_name("mnist_seq").experiment_id])
     assert run_.info.run_id == first.info.run_id and run_.info.status == "FINISHED"

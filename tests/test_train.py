@@ -1,12 +1,9 @@
 """The whole path: configs compose, train, track in MLflow, and checkpoints load without Hydra."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 from conftest import REPO, compose_cfg, small_overrides
+from helpers import train_cli
 from mlflow.tracking import MlflowClient
 
 from digitrec.module import DigitReader
@@ -93,17 +90,11 @@ def test_every_head_trains_and_its_checkpoint_loads_without_hydra(model, tmp_pat
     torch.testing.assert_close(reader(images)[0], again.eval()(images)[0])
 
 
-def _cli(args, tmp_path, **kwargs):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "digitrec.train", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600, **kwargs)  # fmt: skip
-
-
 def test_ddp_on_cpu_two_processes_one_tracked_run(tmp_path, fake_data_dir):
     """trainer=ddp: 2 CPU processes, the global batch split between them, rank 0 alone tracks."""
     args = ["trainer=ddp", "trainer.max_epochs=2", "trainer.num_sanity_val_steps=0",
             f"hydra.run.dir={tmp_path}/run"] + small_overrides(tmp_path, fake_data_dir)  # fmt: skip
-    result = _cli(args, tmp_path)
+    result = train_cli(args, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "run" / "train_ddp_process_1.log").exists()  # the second process ran
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
@@ -117,7 +108,7 @@ def test_ddp_on_cpu_two_processes_one_tracked_run(tmp_path, fake_data_dir):
 
 
 def test_unknown_key_fails_before_training(tmp_path):
-    result = _cli(["no_such_key=1"], tmp_path)
+    result = train_cli(["no_such_key=1"], tmp_path)
     assert result.returncode != 0
     assert "Key 'no_such_key' is not in struct" in result.stderr
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "outputs").exists()

@@ -110,6 +110,30 @@ def is_model_uri(ref: str | os.PathLike) -> bool:
     return str(ref).startswith(URI_SCHEMES)
 
 
+def artifact_location(ref: str, uri: str) -> str:
+    """Where a model URI's files are, asked of the tracking store and registry at `uri`:
+    `models:/NAME@alias` and `models:/NAME/VERSION` through the registry, `models:/m-<id>` (a
+    logged model) through the tracking store; `runs:/...` as it is. (MLflow's own download
+    resolves `models:/` in the process's registry, not the one it is given.)"""
+    if not ref.startswith("models:/"):
+        return ref
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    path = ref[len("models:/") :].strip("/")
+    if path.startswith("m-") and "/" not in path and "@" not in path:
+        return client.get_logged_model(path).artifact_location
+    if "@" in path:
+        name, alias = path.split("@", 1)
+        version = client.get_model_version_by_alias(name, alias).version
+    else:
+        name, _, version = path.rpartition("/")
+        if not name or not version.isdigit():
+            raise ValueError(f"{ref}: expected models:/NAME@alias or models:/NAME/VERSION")
+    location = client.get_model_version_download_uri(name, version)
+    return artifact_location(location, uri) if location.startswith("models:/") else location
+
+
 def resolve(ref: str | os.PathLike, tracking_uri: str | None = None) -> tuple[Path, Path | None]:
     """(reader checkpoint, localizer checkpoint or None) for a checkpoint path, a logged model
     (`runs:/<run id>/model`) or a registered one (`models:/NAME@alias`, `models:/NAME/3`).
@@ -123,7 +147,8 @@ def resolve(ref: str | os.PathLike, tracking_uri: str | None = None) -> tuple[Pa
 
     uri = open_store(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")).tracking_uri
     try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=str(ref), tracking_uri=uri,
+        location = artifact_location(str(ref), uri)
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=location, tracking_uri=uri,
                                                          registry_uri=uri))  # fmt: skip
     except MlflowException as e:
         first = str(e.message if hasattr(e, "message") else e).splitlines()[0]
