@@ -12,6 +12,7 @@ SPLITS ?= train,test
 READER ?=
 LOCALIZER ?=
 SERVE_PORT ?= 8000
+STUDY  ?= mnist_search
 TORCH  := torch==2.13.0
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 # make test runs the tests in TEST_WORKERS processes (pytest-xdist), each with one torch thread;
@@ -34,7 +35,7 @@ PYVER  := $(shell $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -c 'im
 LOCK   := requirements/lock-linux-py$(PYVER).txt
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock train test test-fast bench ui serve train-photo-reader peers sweep-mnist sweep-mnist-grid sweep-svhn reproduce-paper data-mnist data-notmnist data-svhn data-fonts data-street lint clean
+.PHONY: help install lock train test test-fast bench ui ui-screenshot serve train-photo-reader peers sweep-mnist sweep-mnist-grid sweep-svhn reproduce-paper data-mnist data-notmnist data-svhn data-fonts data-street lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,7 +51,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PIP) $(TORCH)
 ifeq ($(INSTALLER),uv)
 	$(PIP) $(UV)
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -r $(LOCK)
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -r $(LOCK)
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
 else
 	$(PIP) -r $(LOCK)
@@ -81,7 +82,7 @@ train: $(STAMP) ## train the default experiment (conf/train.yaml); ARGS= for ove
 	$(BIN)/digitrec-train $(ARGS)
 
 test: $(STAMP) ## run the whole test suite (offline; the real-data tests read DIGITREC_DATA_DIR)
-	$(TEST_ENV) $(BIN)/pytest $(XDIST) $(ARGS)
+	$(TEST_ENV) $(BIN)/pytest $(XDIST) --durations=10 $(ARGS)
 
 test-fast: $(STAMP) ## the tests without the one-minute real-data training
 	$(TEST_ENV) $(BIN)/pytest $(XDIST) -m "not slow" $(ARGS)
@@ -91,6 +92,9 @@ bench: $(STAMP) ## benchmarks (pytest-benchmark): generator, model step, data lo
 
 ui: $(STAMP) ## MLflow UI over the project's tracking store, on 127.0.0.1 (PORT=5000)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(PORT)
+
+ui-screenshot: $(STAMP) ## PNG of a study's latest sweep compared in the MLflow UI (STUDY=mnist_search; headless Chromium)
+	$(BIN)/python experiments/mlflow_ui/screenshot.py $(STUDY) --uri sqlite:///$(CURDIR)/mlflow.db
 
 serve: $(STAMP) ## web page reading uploaded photos, on 127.0.0.1 (READER=, LOCALIZER= checkpoints)
 	@test -n "$(READER)" || { echo "make serve: set READER=<reader best.ckpt> (and LOCALIZER=<localizer best.ckpt>); see README 'Reading photos'" >&2; exit 2; }

@@ -91,12 +91,10 @@ def test_a_bad_config_value_is_one_line_before_any_run_or_folder(
 ):
     flags = [a for a in extra if a.startswith("-")]
     args = [*flags, *_args(tmp_path, fake_data_dir), *[a for a in extra if a not in flags]]
-    start = time.perf_counter()
     code, err, out = _main(args, capfd, tmp_path, monkeypatch)
     assert code == 2
     line = _one_line(err, out, *names)
     assert err.strip().splitlines() == [line]  # nothing else on stderr
-    assert time.perf_counter() - start < 10
     # no MLflow store, no run, no output (or sweep) folder
     assert sorted(os.listdir(tmp_path)) == [], sorted(os.listdir(tmp_path))
 
