@@ -131,12 +131,19 @@ def _module_fixtures(item) -> bool:
     return any(defs and defs[-1].scope == "module" for defs in definitions.values())
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist's --dist loadgroup: the tests of a file that share a module-scoped
-    fixture stay in one worker (their fixture is built once), every other test goes to the next
-    free worker; the longest tests first."""
-    for item in items:
-        if _module_fixtures(item):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    fixture stay together in one worker (their fixture is built once), every other test goes to
+    the next free worker; the longest tests (or groups) first."""
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.originalname, len(rank)))
+    units: dict[str, list] = {}
+    for item in items:
+        key = item.nodeid
+        if _module_fixtures(item):
+            key = item.module.__name__
+            item.add_marker(pytest.mark.xdist_group(key))
+        units.setdefault(key, []).append(item)
+    order = sorted(units.values(),
+                   key=lambda unit: min(rank.get(i.originalname, len(rank)) for i in unit))  # fmt: skip
+    items[:] = [item for unit in order for item in unit]
