@@ -11,6 +11,7 @@ LAUNCHER ?= local
 SPLITS ?= train,test
 READER ?=
 LOCALIZER ?=
+MNIST_READER ?=
 SERVE_PORT ?= 8000
 STUDY  ?= mnist_search
 TORCH  := torch==2.13.0
@@ -35,7 +36,7 @@ PYVER  := $(shell $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -c 'im
 LOCK   := requirements/lock-linux-py$(PYVER).txt
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock train test test-fast bench ui ui-screenshot serve train-photo-reader peers sweep-mnist sweep-mnist-grid sweep-svhn reproduce-paper data-mnist data-notmnist data-svhn data-fonts data-street lint clean
+.PHONY: help install lock train test test-fast bench ui ui-screenshot serve demo train-photo-reader peers sweep-mnist sweep-mnist-grid sweep-svhn reproduce-paper data-mnist data-notmnist data-svhn data-fonts data-street lint clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -99,6 +100,9 @@ ui-screenshot: $(STAMP) ## PNG of a study's latest sweep compared in the MLflow 
 serve: $(STAMP) ## web page reading uploaded photos, on 127.0.0.1 (READER=, LOCALIZER= checkpoints)
 	@test -n "$(READER)" || { echo "make serve: set READER=<reader best.ckpt> (and LOCALIZER=<localizer best.ckpt>); see README 'Reading photos'" >&2; exit 2; }
 	$(BIN)/digitrec-serve $(READER) $(if $(LOCALIZER),--localizer $(LOCALIZER)) --port $(SERVE_PORT)
+
+demo: $(STAMP) ## the live page: photo, camera and draw modes with the models found; none at all: make train's first (MNIST_READER=, READER=, LOCALIZER=)
+	$(BIN)/digitrec-demo --train-if-missing --port $(SERVE_PORT) $(if $(MNIST_READER),--mnist-reader $(MNIST_READER)) $(if $(READER),--reader $(READER)) $(if $(LOCALIZER),--localizer $(LOCALIZER))
 
 # the photo reader end to end: fonts → rendered stand-in (walls from real SVHN train images when
 # present) → reader and localizer on it → both fine-tuned on real SVHN train (svhn/real) when

@@ -3,6 +3,7 @@ it (`+callbacks.x._target_=...`), and checkpoints for the reading and evaluation
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -81,6 +82,31 @@ def mlflow_server(backend: str, cwd: Path, *extra: str) -> Iterator[str]:
         yield url
     finally:
         stop(process)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+def chromium(*flags: str):
+    """Debian's headless Chromium under Selenium (`.quit()` it). In CI a missing browser fails
+    the test (.ci/run installs it); elsewhere the test skips with the reason."""
+    import pytest
+
+    if not (CHROMIUM and CHROMEDRIVER):
+        message = "no chromium/chromedriver (apt-get install chromium chromium-driver)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs the browser tests: {message}")
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 *flags):  # fmt: skip
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
 class KillAtStep(pl.Callback):

@@ -5,35 +5,19 @@ reader's, and that the box was drawn on the canvas. In CI a missing browser fail
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 
 import pytest
+from helpers import chromium
 from PIL import Image
 from test_reading import checkpoints, photo, photo_reader  # noqa: F401  (fixtures)
 
 from digitrec.reading import serve
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
-
 
 @pytest.fixture(scope="module")
 def browser():
-    if not (CHROMIUM and DRIVER):
-        message = "no chromium/chromedriver (apt-get install chromium chromium-driver)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI runs the browser test: {message}")
-        pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver = chromium()
     yield driver
     driver.quit()
 

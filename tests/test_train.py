@@ -114,18 +114,6 @@ def test_unknown_key_fails_before_training(tmp_path):
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "outputs").exists()
 
 
-@pytest.mark.slow
-@pytest.mark.realdata
-def test_learns_real_mnist_sequences_in_about_a_minute(tmp_path, real_data_dir):
-    overrides = small_overrides(tmp_path, real_data_dir) + [
-        "data.verify=true", "data.val_glyphs=5000", "data.train_size=12800",
-        "data.val_size=1000", "data.test_size=2000", "data.batch_size=64",
-        "trainer.max_epochs=2", "augmentation=none", "model.min_pool_size=3",
-    ]  # fmt: skip
-    metrics = train(compose_cfg(overrides, tmp_path))
-    assert metrics["test/sequence_accuracy"] > 0.5, metrics
-
-
 def test_init_from_starts_from_a_checkpoints_weights_and_refuses_another_model(
     tmp_path, fake_data_dir
 ):

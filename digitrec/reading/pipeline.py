@@ -36,13 +36,14 @@ class Reading:
         return out
 
 
-def cli_parser(prog: str, doc: str | None, localizer_required: bool = False):
+def cli_parser(prog: str, doc: str | None, localizer_required: bool = False,
+               reader_optional: bool = False):  # fmt: skip
     """The start every reading command shares: the reader's checkpoint and --localizer."""
     import argparse
 
     p = argparse.ArgumentParser(prog=prog, description=doc,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("checkpoint", help="the reader: a checkpoint (a run's best.ckpt) or an MLflow "
+    p.add_argument("checkpoint", nargs="?" if reader_optional else None, help="the reader: a checkpoint (a run's best.ckpt) or an MLflow "
                    "model (models:/NAME@alias, runs:/RUN_ID/model; the tracking store is "
                    "$MLFLOW_TRACKING_URI, else ./mlflow.db)")  # fmt: skip
     p.add_argument("--localizer", default=None, required=localizer_required,

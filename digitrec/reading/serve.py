@@ -1,19 +1,26 @@
-"""`digitrec-serve`: a local web page that reads the number in an uploaded photo.
+"""`digitrec-serve`: a local web page that reads numbers: in an uploaded photo, live from the
+browser's camera, and drawn by hand.
 
 digitrec-serve READER.ckpt --localizer LOCALIZER.ckpt            # http://127.0.0.1:8000
-make serve READER=... LOCALIZER=...
+digitrec-serve --drawing-reader outputs/runs/<time>/checkpoints/best.ckpt   # draw mode only
+make demo                                   # whatever models exist (digitrec/reading/demo.py)
 
 FastAPI served by uvicorn, bound to 127.0.0.1 unless --host says otherwise. GET / is the page
-(digitrec/reading/web/index.html), GET /health the server's state, GET /docs the OpenAPI docs.
-POST /api/read takes the photo's bytes as the request body (JPEG or PNG, at most --max-mb) and
-answers JSON {number, confidence, box, width, height}, or {error} with one readable line:
+(digitrec/reading/web/index.html: upload, camera and draw modes), GET /health the server's
+state, GET /api/modes which modes have a model, GET /docs the OpenAPI docs.
+POST /api/read takes a photo's (or a camera frame's) bytes as the request body (JPEG or PNG, at
+most --max-mb) and answers JSON {number, confidence, box, width, height, ms}; POST /api/draw
+takes a PNG of a drawing and answers {number, confidence, input, ms} (input: the 28 x 112 image
+the reader saw). An error is {error} with one readable line:
 400 (not a readable image, a bad Content-Length, too many pixels), 408 (the upload took longer
 than --upload-timeout), 411 (no Content-Length and not chunked), 413 (too large: counted while
 the body streams in, whatever the header says), 415 (not JPEG/PNG), 422 (a bad query value),
-503 (--workers readings running and --queue waiting: try again).
+503 (--workers readings running and --queue waiting: try again; or no model for that mode, with
+the command that trains it).
 
 Decoding and reading run in a pool of --workers threads; at most --queue more requests wait
-for it, so memory is bounded by (workers + queue) x the largest image (--max-mpx).
+for it, so memory is bounded by (workers + queue) x the largest image (--max-mpx). `ms` is the
+server's time for one request (decoding and reading), which the page's footer shows.
 """
 
 from __future__ import annotations
@@ -23,30 +30,20 @@ import logging
 import socket
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from starlette.requests import ClientDisconnect
 
+from digitrec.reading.drawing import read_drawing
 from digitrec.reading.images import ImageError, decode_image, max_pixels_default
-from digitrec.reading.pipeline import PhotoReader, cli_parser, open_reader
+from digitrec.reading.pipeline import PhotoReader, WholeImageReader, cli_parser, open_reader
+from digitrec.reading.uploads import Refused, check_type, drain, read_body
 
 log = logging.getLogger(__name__)
-
-TYPES = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n"}
-DISCARD_LIMIT = 100_000_000  # an oversized upload up to this size is read and dropped, so the
-# client (still sending) gets the 413 instead of a reset connection
-
-
-class Refused(Exception):
-    """An upload answered with an HTTP error and a one-line message."""
-
-    def __init__(self, status: int, message: str, headers: dict | None = None):
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
 
 
 def page(max_bytes: int) -> str:
@@ -56,73 +53,22 @@ def page(max_bytes: int) -> str:
     )
 
 
-def declared_length(headers) -> int | None:
-    """The Content-Length header as a number of bytes; None when the body is chunked."""
-    value = headers.get("content-length")
-    if value is None:
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            return None
-        raise Refused(411, "upload without a Content-Length (send the photo as the body)")
-    if not value.strip().isdigit():
-        raise Refused(400, f"Content-Length {value!r}: expected a number of bytes")
-    return int(value)
+# the command that gives each mode its model, shown on the page when the model is missing
+ENABLE = {"photo": "make train-photo-reader (then make demo, or digitrec-serve READER "
+                   "--localizer LOCALIZER)",
+          "draw": "make train (then make demo, or digitrec-serve --drawing-reader BEST_CKPT)"}  # fmt: skip
 
 
-async def read_body(request, max_bytes: int, timeout: float) -> bytes:
-    """The request body, refused with 413 as soon as it passes `max_bytes` (the rest, up to
-    DISCARD_LIMIT, is read and dropped) and with 408 when it takes longer than `timeout`."""
-    length = declared_length(request.headers)
-    if length is not None and length > DISCARD_LIMIT:
-        raise Refused(413, f"upload of {length / 1e6:.1f} MB: at most {max_bytes / 1e6:g} MB",
-                      {"Connection": "close"})  # fmt: skip
-    chunks, size = [], 0
-    try:
-        async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size <= max_bytes:
-                    chunks.append(chunk)
-                elif size > DISCARD_LIMIT:
-                    break
-    except TimeoutError:
-        raise Refused(408, f"upload too slow: {size} bytes in {timeout:g} s",
-                      {"Connection": "close"}) from None  # fmt: skip
-    except ClientDisconnect:  # nobody is left to answer; no traceback for it
-        raise Refused(400, f"the client left after {size} bytes") from None
-    if size > max_bytes:
-        raise Refused(413, f"upload of {size / 1e6:.1f} MB or more: at most "
-                           f"{max_bytes / 1e6:g} MB")  # fmt: skip
-    if size == 0:
-        raise Refused(400, "empty upload: choose a photo")
-    return b"".join(chunks)
-
-
-async def drain(request, timeout: float) -> None:
-    """Read and drop a body of at most DISCARD_LIMIT bytes within `timeout` seconds."""
-    size = 0
-    try:
-        async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > DISCARD_LIMIT:
-                    return
-    except (TimeoutError, ClientDisconnect):
-        return
-
-
-def check_type(data: bytes, content_type: str) -> None:
-    declared = content_type.split(";")[0].strip().lower()
-    kind = next((t for t, magic in TYPES.items() if data.startswith(magic)), None)
-    if kind is None or (declared and declared != "application/octet-stream" and
-                        declared not in TYPES):  # fmt: skip
-        raise Refused(415, f"upload of type {declared or 'unknown'}: expected a JPEG or PNG image")
-
-
-def make_app(reader: PhotoReader, max_mb: float = 10.0, workers: int = 1, queue: int = 32,
-             max_pixels: int | None = None, upload_timeout: float = 30.0):  # fmt: skip
-    """The FastAPI app: the page, /health, /api/read (see the module's docstring)."""
+def make_app(reader: PhotoReader | None, max_mb: float = 10.0, workers: int = 1, queue: int = 32,
+             max_pixels: int | None = None, upload_timeout: float = 30.0,
+             drawing_reader: WholeImageReader | None = None):  # fmt: skip
+    """The FastAPI app: the page, /health, /api/modes, /api/read (upload and camera: `reader`),
+    /api/draw (`drawing_reader`); see the module's docstring. Either reader may be None: its
+    modes answer 503 with the command that trains it."""
     if workers < 1 or queue < 0:
         raise ValueError(f"workers={workers}, queue={queue}: expected workers >= 1, queue >= 0")
+    if reader is None and drawing_reader is None:
+        raise ValueError("no reader: give a photo reader, a drawing reader or both")
     max_bytes = int(max_mb * 1e6)
     max_pixels = max_pixels_default() if max_pixels is None else max_pixels
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="digitrec-read")
@@ -130,6 +76,7 @@ def make_app(reader: PhotoReader, max_mb: float = 10.0, workers: int = 1, queue:
     app = FastAPI(title="digitrec", summary="Read the house number in a photo.",
                   description=__doc__, version="1")  # fmt: skip
     app.state.pool = pool
+    models = {"photo": reader, "draw": drawing_reader}
 
     def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status, headers=headers)
@@ -154,16 +101,33 @@ def make_app(reader: PhotoReader, max_mb: float = 10.0, workers: int = 1, queue:
         return {"status": "ok", "in_flight": state["in_flight"], "workers": workers,
                 "queue": queue, "max_bytes": max_bytes, "max_pixels": max_pixels}  # fmt: skip
 
-    def work(data: bytes, fallback: float | None) -> dict:
+    @app.get("/api/modes")
+    def modes():
+        """Which of the page's modes have a model (upload and camera: the photo reader; draw:
+        the reader of MNIST numbers), and for each one without, the command that trains it."""
+        return {mode: {"ready": model is not None, "enable": None if model else ENABLE[mode]}
+                for mode, model in models.items()}  # fmt: skip
+
+    def read_photo(data: bytes, fallback: float | None) -> dict:
+        start = time.perf_counter()
         image = decode_image(data, "upload", max_pixels)
         reading = reader(image) if fallback is None else _with_fallback(reader, image, fallback)
-        return {**reading.to_dict(), "width": image.shape[1], "height": image.shape[0]}
+        ms = 1000 * (time.perf_counter() - start)
+        return {**reading.to_dict(), "width": image.shape[1], "height": image.shape[0],
+                "ms": round(ms, 1)}  # fmt: skip
 
-    @app.post("/api/read", responses={400: {}, 408: {}, 411: {}, 413: {}, 415: {}, 503: {}})
-    async def read(request: Request,
-                   fallback: float | None = Query(None, ge=0, le=1, description=(
-                       "below this confidence, search again from four tiles"))):  # fmt: skip
-        """Read the number in the photo sent as the body (JPEG or PNG bytes)."""
+    def read_draw(data: bytes) -> dict:
+        start = time.perf_counter()
+        image = decode_image(data, "drawing", max_pixels)
+        reading, seen = read_drawing(image, drawing_reader)
+        ms = 1000 * (time.perf_counter() - start)
+        return {**reading.to_dict(), "input": png_data_url(seen), "ms": round(ms, 1)}
+
+    async def run(request: Request, mode: str, work, *args):
+        """The body, checked, read in the pool: the bounded queue, then `work(data, *args)`."""
+        if models[mode] is None:
+            await drain(request, upload_timeout)
+            raise Refused(503, f"no model for this mode: {ENABLE[mode]}")
         if state["in_flight"] >= workers + queue:
             await drain(request, upload_timeout)  # so the client, still sending, reads the 503
             raise Refused(503, f"busy: {workers} reading(s) running and {queue} waiting; try "
@@ -174,13 +138,41 @@ def make_app(reader: PhotoReader, max_mb: float = 10.0, workers: int = 1, queue:
             check_type(data, request.headers.get("content-type", ""))
             loop = asyncio.get_running_loop()
             try:
-                return await loop.run_in_executor(pool, work, data, fallback)
+                return await loop.run_in_executor(pool, work, data, *args)
             except ImageError as e:
                 raise Refused(400, str(e)) from None
         finally:
             state["in_flight"] -= 1
 
+    @app.post("/api/read", responses={400: {}, 408: {}, 411: {}, 413: {}, 415: {}, 503: {}})
+    async def read(request: Request,
+                   fallback: float | None = Query(None, ge=0, le=1, description=(
+                       "below this confidence, search again from four tiles"))):  # fmt: skip
+        """Read the number in the photo (or camera frame) sent as the body (JPEG or PNG bytes):
+        {number, confidence, box, width, height, ms (decoding and reading, server-side)}."""
+        return await run(request, "photo", read_photo, fallback)
+
+    @app.post("/api/draw", responses={400: {}, 408: {}, 411: {}, 413: {}, 415: {}, 503: {}})
+    async def draw(request: Request):
+        """Read a number drawn by hand (a PNG of dark strokes on a light canvas): {number,
+        confidence, input (what the reader saw, a PNG data URL; null when blank), ms}."""
+        return await run(request, "draw", read_draw)
+
     return app
+
+
+def png_data_url(image) -> str | None:
+    """A grayscale uint8 image as a data:image/png;base64 URL (None for None)."""
+    if image is None:
+        return None
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _with_fallback(reader: PhotoReader, image, fallback: float):
@@ -197,7 +189,7 @@ class Server:
     serves): `serve_forever()` in any thread, `shutdown()` from another, `server_close()`."""
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 8000, backlog: int = 2048,
-                 verbose: bool = False):  # fmt: skip
+                 verbose: bool = False, tls: tuple[str, str] | None = None):  # fmt: skip
         import uvicorn
 
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -213,9 +205,11 @@ class Server:
         self.socket.listen(backlog)
         self.server_port = self.socket.getsockname()[1]
         self.app = app
+        certfile, keyfile = tls or (None, None)  # HTTPS: (certificate, key) PEM files
         config = uvicorn.Config(app, backlog=backlog, log_level="info" if verbose else "warning",
                                 access_log=verbose, timeout_keep_alive=5,
-                                timeout_graceful_shutdown=5)  # fmt: skip
+                                timeout_graceful_shutdown=5, ssl_certfile=certfile,
+                                ssl_keyfile=keyfile)  # fmt: skip
         self.server = uvicorn.Server(config)
         self._done = threading.Event()
 
@@ -236,14 +230,27 @@ class Server:
             pool.shutdown(wait=False, cancel_futures=True)
 
 
-def make_server(reader: PhotoReader, host: str = "127.0.0.1", port: int = 8000,
-                max_mb: float = 10.0, verbose: bool = False, **app_kwargs) -> Server:  # fmt: skip
+def make_server(reader: PhotoReader | None, host: str = "127.0.0.1", port: int = 8000,
+                max_mb: float = 10.0, verbose: bool = False, tls: tuple[str, str] | None = None,
+                **app_kwargs) -> Server:  # fmt: skip
     """The page's server for `reader`, listening (not yet serving) on host:port."""
-    return Server(make_app(reader, max_mb, **app_kwargs), host, port, verbose=verbose)
+    return Server(make_app(reader, max_mb, **app_kwargs), host, port, verbose=verbose, tls=tls)
+
+
+def open_drawing_reader(ref: str) -> WholeImageReader:
+    """The draw mode's reader: a reader of gray MNIST numbers (1 x 28 x 112), nothing else."""
+    reader = open_reader(ref)
+    if not isinstance(reader, WholeImageReader) or reader.input_shape[0] != 1:
+        raise ValueError(f"--drawing-reader {ref}: expected a reader of MNIST numbers "
+                         "(1 x 28 x 112, make train's best.ckpt)")  # fmt: skip
+    return reader
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = cli_parser("digitrec-serve", __doc__)
+    p = cli_parser("digitrec-serve", __doc__, reader_optional=True)
+    p.add_argument("--drawing-reader", default=None, metavar="CHECKPOINT",
+                   help="the draw mode's reader of MNIST numbers (make train's best.ckpt, or "
+                        "models:/..., runs:/...)")  # fmt: skip
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-mb", type=float, default=10.0, help="largest upload, MB")
@@ -256,19 +263,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--upload-timeout", type=float, default=30.0,
                    help="seconds an upload may take to arrive (default 30)")  # fmt: skip
     p.add_argument("--verbose", action="store_true", help="log every request")
+    p.add_argument("--tls", nargs=2, metavar=("CERT.pem", "KEY.pem"), default=None,
+                   help="serve HTTPS (a browser shows the camera to a page from another machine "
+                        "only over HTTPS; README 'Reading live')")  # fmt: skip
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(message)s")  # fmt: skip
     try:
-        reader = open_reader(args.checkpoint, args.localizer)
+        if args.checkpoint is None and args.drawing_reader is None:
+            raise ValueError("give a reader (READER.ckpt --localizer LOCALIZER.ckpt), "
+                             "--drawing-reader CKPT, or both")  # fmt: skip
+        reader = open_reader(args.checkpoint, args.localizer) if args.checkpoint else None
+        drawing = open_drawing_reader(args.drawing_reader) if args.drawing_reader else None
         max_pixels = None if args.max_mpx is None else int(args.max_mpx * 1e6)
         server = make_server(reader, args.host, args.port, args.max_mb, args.verbose,
                              workers=args.workers, queue=args.queue, max_pixels=max_pixels,
-                             upload_timeout=args.upload_timeout)  # fmt: skip
+                             upload_timeout=args.upload_timeout, drawing_reader=drawing,
+                             tls=tuple(args.tls) if args.tls else None)  # fmt: skip
     except (FileNotFoundError, ValueError, OSError) as e:
         print(f"digitrec-serve: {e}", file=sys.stderr)
         return 2
-    print(f"digitrec-serve: http://{args.host}:{server.server_port}/  (Ctrl-C stops it)",
+    scheme = "https" if args.tls else "http"
+    print(f"digitrec-serve: {scheme}://{args.host}:{server.server_port}/  (Ctrl-C stops it)",
           flush=True)  # fmt: skip
     try:
         server.serve_forever()
