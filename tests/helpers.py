@@ -13,8 +13,12 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from digitrec.data import street
 
 
 def train_cli(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -84,6 +88,7 @@ def mlflow_server(backend: str, cwd: Path, *extra: str) -> Iterator[str]:
         stop(process)
 
 
+TRACE_INK = 150  # a digit pixel the mouse fills in (0-255)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
@@ -107,6 +112,68 @@ def chromium(*flags: str):
                  *flags):  # fmt: skip
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+# ------------------------------------------------ the live page's inputs (tests, screenshots)
+def house_number_frame(number: str, w: int = 640, h: int = 480) -> np.ndarray:
+    """A wall with a plate and a number in one of this machine's fonts (RGB uint8)."""
+    image = Image.new("RGB", (w, h), (176, 160, 140))
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype(street.find_fonts()[0], 100)
+    x0, y0, x1, y1 = draw.textbbox((w // 2, h // 2), number, font=font, anchor="mm")
+    draw.rectangle((x0 - 40, y0 - 30, x1 + 40, y1 + 30), fill=(40, 60, 110))  # the plate
+    draw.text((w // 2, h // 2), number, fill=(245, 245, 240), font=font, anchor="mm")
+    return np.asarray(image)
+
+
+def write_y4m(path, rgb: np.ndarray, frames: int, fps: int = 10) -> None:
+    """A YUV4MPEG2 (4:2:0) video of `frames` copies of one RGB frame: what Chromium's fake
+    camera plays (--use-file-for-fake-video-capture)."""
+    rgb = rgb.astype(np.float32)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    u = (b - y) * 0.564 + 128
+    v = (r - y) * 0.713 + 128
+
+    def half(c):  # 2 x 2 means: 4:2:0 chroma
+        return c.reshape(c.shape[0] // 2, 2, c.shape[1] // 2, 2).mean(axis=(1, 3))
+
+    planes = [np.clip(p, 0, 255).round().astype(np.uint8) for p in (y, half(u), half(v))]
+    h, w = y.shape
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            f.write(b"FRAME\n")
+            for plane in planes:
+                f.write(plane.tobytes())
+
+
+def trace_digits(
+    browser, pad, digits: list[np.ndarray], scale: int = 5, left: int = 40, top: int = 10
+):
+    """Fill each 28 x 28 digit's ink in with the mouse, row by row (pointer down at a run's
+    first ink pixel, moved to its last, up), digits side by side at `scale` pixels per pixel."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    width, height = pad.size["width"], pad.size["height"]
+    actions = ActionChains(browser, duration=0)
+
+    def to(x: float, y: float):  # offsets are from the element's center
+        return actions.move_to_element_with_offset(pad, int(x - width / 2), int(y - height / 2))
+
+    for k, digit in enumerate(digits):
+        for row in range(0, 28):
+            ink = np.flatnonzero(digit[row] > TRACE_INK)
+            if not len(ink):
+                continue
+            runs = np.split(ink, np.flatnonzero(np.diff(ink) > 1) + 1)
+            for run in runs:  # the brush is about 2 digit pixels wide: a run drawn 1 shorter
+                x0 = left + (28 * k + run[0] + 0.5 * (len(run) > 2)) * scale
+                x1 = left + (28 * k + run[-1] - 0.5 * (len(run) > 2)) * scale
+                y = top + row * scale
+                to(x0, y).click_and_hold()
+                to(x1, y).release()
+    actions.perform()
 
 
 class KillAtStep(pl.Callback):

@@ -56,7 +56,9 @@ def mlflow_server(store: str, seconds: float = 120):
         deadline = time.monotonic() + seconds
         while True:
             if process.poll() is not None:
-                raise SystemExit(f"screenshot: mlflow server exited: {process.stderr.read()[-500:]}")
+                raise SystemExit(
+                    f"screenshot: mlflow server exited: {process.stderr.read()[-500:]}"
+                )
             with contextlib.suppress(OSError):
                 with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
                     if r.status == 200:
@@ -104,6 +106,40 @@ def browser(width: int, height: int):
     return webdriver.Chrome(service=Service(driver), options=options)
 
 
+def _click_text(driver, text: str) -> bool:
+    """Click the first visible element whose own text is `text`; False when there is none."""
+    for element in driver.find_elements("xpath", f"//*[normalize-space(text())='{text}']"):
+        if element.is_displayed():
+            element.click()
+            return True
+    return False
+
+
+def arrange(driver, params: list[str], metric: str) -> None:
+    """The model-training view, no assistant panel, and the parallel-coordinates plot showing
+    the swept parameters against the objective (MLflow picks other columns by default). Each
+    step is skipped when this MLflow version has no such control."""
+    from selenium.webdriver.common.keys import Keys
+
+    _click_text(driver, "Model training")
+    for button in driver.find_elements("css selector", "button[aria-label='Close']"):
+        if button.is_displayed() and button.location["x"] > driver.get_window_size()["width"] / 2:
+            button.click()  # the assistant's panel, on the right
+            break
+    if not _click_text(driver, "Clear All"):
+        return
+    boxes = driver.find_elements("css selector", "input[role='combobox']")
+    if len(boxes) < 2:
+        return
+    for box, values in ((boxes[0], params), (boxes[1], [metric])):
+        for value in values:
+            box.click()
+            box.send_keys(value)
+            time.sleep(0.3)
+            box.send_keys(Keys.ENTER)
+        box.send_keys(Keys.ESCAPE)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("experiment", help="the MLflow experiment (study) holding the sweep")
@@ -116,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     width, height = (int(v) for v in args.size.lower().split("x"))
     client = open_store(args.uri)
     experiment, parent, children = latest_sweep(client, args.experiment)
+    swept = sorted(json.loads(parent.data.tags.get("search_space", "{}")))
+    objective = parent.data.tags.get("objective", "val/sequence_accuracy").split(" (")[0]
     from selenium.webdriver.support.ui import WebDriverWait
 
     with mlflow_server(client.tracking_uri) as url:
@@ -128,9 +166,12 @@ def main(argv: list[str] | None = None) -> int:
             driver.get(page)
             names = [c.info.run_name for c in children]
             WebDriverWait(driver, args.timeout).until(
-                lambda d: all(name in d.find_element("tag name", "body").text for name in names)
-                and d.find_elements("css selector", "svg .plot-container, .js-plotly-plot")
+                lambda d: (
+                    all(name in d.find_element("tag name", "body").text for name in names)
+                    and d.find_elements("css selector", "svg .plot-container, .js-plotly-plot")
+                )
             )
+            arrange(driver, swept, objective)
             time.sleep(2)  # the plot's transition
             args.out.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=args.out.parent, suffix=".png", delete=False) as f:
@@ -138,13 +179,16 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 if not driver.save_screenshot(str(temporary)):
                     raise SystemExit("screenshot: the browser saved no image")
+                temporary.chmod(0o644)  # (a temporary file is private)
                 temporary.replace(args.out)
             finally:
                 temporary.unlink(missing_ok=True)
         finally:
             driver.quit()
-    print(f"wrote {args.out}: sweep {parent.info.run_name!r} of {args.experiment!r}, "
-          f"{len(children)} runs compared ({page.replace(url, 'http://127.0.0.1:5000')})")
+    print(
+        f"wrote {args.out}: sweep {parent.info.run_name!r} of {args.experiment!r}, "
+        f"{len(children)} runs compared ({page.replace(url, 'http://127.0.0.1:5000')})"
+    )
     return 0
 
 
