@@ -16,12 +16,12 @@ SERVE_PORT ?= 8000
 STUDY  ?= mnist_search
 TORCH  := torch==2.13.0
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
-# make test runs the tests in TEST_WORKERS processes (pytest-xdist), each with one torch thread;
-# the tests of a file that share a module fixture stay together (tests/conftest.py), the longest
-# start first; TEST_WORKERS=0 runs them in this process
+# make test runs the test files in TEST_WORKERS processes (pytest-xdist, a file per worker at a
+# time, so module fixtures are built once; the files with the longest tests first, as
+# tests/conftest.py orders them), each with one torch thread; TEST_WORKERS=0: in this process
 NPROC        := $(shell nproc 2>/dev/null || echo 2)
 TEST_WORKERS ?= $(shell n=$(NPROC); [ $$n -gt 4 ] && n=4; echo $$n)
-XDIST        := $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
+XDIST        := $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 TEST_ENV     := $(if $(filter 0,$(TEST_WORKERS)),,OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1})
 # the lock: every dependency pinned (dev extras included) for Linux x86-64 with the CPU torch,
 # one file per Python version; make install uses the one for the venv's Python, make lock

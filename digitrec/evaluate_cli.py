@@ -61,10 +61,13 @@ def _emit(record: dict) -> None:
 def load_reader(path: str):
     """A DigitReader from its checkpoint; UsageError (one line) for anything else."""
     from digitrec.module import DigitReader
+    from digitrec.reading.mlflow_model import resolve
     from digitrec.reading.pipeline import load_module
 
     try:
-        model = load_module(path)
+        model = load_module(resolve(path)[0])  # a path, models:/... or runs:/...
+    except ValueError as e:  # a model URI that does not resolve: its own one line
+        raise UsageError(str(e)) from None
     except FileNotFoundError:
         raise UsageError(f"{path}: no such checkpoint (expected a DigitReader checkpoint, "
                          "e.g. a run's best.ckpt)") from None  # fmt: skip

@@ -112,14 +112,15 @@ def compose_cfg(overrides: list[str], tmp_path: Path) -> DictConfig:
 
 
 # The longest tests (tens of seconds each, most of them training in subprocesses) run first, so
-# that with pytest-xdist's workers (make test) no long test starts last and runs alone.
+# that with pytest-xdist's workers (make test: --dist loadfile, a test file per worker at a time,
+# files in this order) no long test starts last and runs alone.
 LONGEST_FIRST = (
-    "test_learns_real_mnist_sequences_in_about_a_minute",
-    "test_reproduce_writes_the_report_with_plots_and_run_ids",
-    "test_ddp_on_cpu_two_processes_one_tracked_run",
+    "test_learns_real_mnist_sequences_in_about_a_minute",  # and the live page's tests
     "test_four_jobs_two_at_a_time_share_one_sqlite_store",  # and the tests sharing its sweep
-    "test_a_sweep_of_four_jobs_two_at_a_time_through_a_server_on_postgresql",
+    "test_reproduce_writes_the_report_with_plots_and_run_ids",
     "test_optuna_sweep_resumes_from_its_storage",
+    "test_ddp_on_cpu_two_processes_one_tracked_run",
+    "test_a_sweep_of_four_jobs_two_at_a_time_through_a_server_on_postgresql",
     "test_killed_training_job_resumes_into_the_same_mlflow_run",
     "test_a_crashed_job_is_a_failed_child_and_the_sweep_goes_on",
 )
@@ -131,18 +132,13 @@ def _module_fixtures(item) -> bool:
     return any(defs and defs[-1].scope == "module" for defs in definitions.values())
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist's --dist loadgroup: the tests of a file that share a module-scoped
-    fixture stay together in one worker (their fixture is built once), every other test goes to
-    the next free worker; the longest tests (or groups) first."""
+    """The longest tests first; the tests of a file that share a module-scoped fixture stay
+    together (their fixture is built once)."""
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     units: dict[str, list] = {}
     for item in items:
-        key = item.nodeid
-        if _module_fixtures(item):
-            key = item.module.__name__
-            item.add_marker(pytest.mark.xdist_group(key))
+        key = item.module.__name__ if _module_fixtures(item) else item.nodeid
         units.setdefault(key, []).append(item)
     order = sorted(units.values(),
                    key=lambda unit: min(rank.get(i.originalname, len(rank)) for i in unit))  # fmt: skip

@@ -145,3 +145,22 @@ def test_mlflow_models_serve_answers_on_loopback(store, checkpoints):
             server.wait(20)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def test_export_and_evaluate_take_a_model_uri(store, tmp_path, monkeypatch):
+    """digitrec-export and digitrec-evaluate read models:/ like the checkpoints (the registered
+    two-stage model brings its localizer)."""
+    from digitrec import evaluate_cli
+    from digitrec.module import DigitReader
+    from digitrec.reading import export
+
+    uri, _ = store
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    out = tmp_path / "exported"
+    assert export.main(["models:/digitrec-photo@champion", "--out", str(out),
+                        "--formats", "torchscript"]) == 0  # fmt: skip
+    meta = json.loads((out / "export.json").read_text())
+    assert {"reader", "localizer"} <= set(meta)
+    assert isinstance(evaluate_cli.load_reader("models:/digitrec-photo@champion"), DigitReader)
+    with pytest.raises(evaluate_cli.UsageError, match="models:/nothing@champion: not found"):
+        evaluate_cli.load_reader("models:/nothing@champion")

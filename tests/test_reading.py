@@ -157,6 +157,12 @@ def test_localizer_experiment_trains_and_logs_iou(rendered_root, tmp_path):
     np.testing.assert_allclose(boxes, expected.numpy(), atol=1e-5)
     local = mlflow.artifacts.download_artifacts(run.data.tags["model_uri"], dst_path=str(tmp_path))
     assert (tmp_path / local / "extra_files" / "localizer.ckpt").is_file()
+    # and a localizer model URI is a localizer for the reading commands (--localizer runs:/...)
+    from digitrec.reading.mlflow_model import resolve
+
+    checkpoint, bundled = resolve(run.data.tags["model_uri"], str(cfg.tracking.uri))
+    assert checkpoint.name == "localizer.ckpt" and bundled is None
+    assert isinstance(load_module(checkpoint), BoxLocalizer)
     inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
     assert set(inputs) == {f"street-rendered-scenes-{s}" for s in ("train", "val", "test")}
     source = json.loads(inputs["street-rendered-scenes-test"].dataset.source)

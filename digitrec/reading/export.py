@@ -24,6 +24,7 @@ from torch import nn
 
 from digitrec.data.download import atomic_write_bytes
 from digitrec.module import to_input
+from digitrec.reading.mlflow_model import resolve
 from digitrec.reading.pipeline import cli_parser, load_module
 
 TOLERANCE = 1e-4
@@ -121,11 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        meta = {"reader": export(load_module(args.checkpoint), "reader", out, formats),
+        reader, bundled = resolve(args.checkpoint)  # a path, models:/... or runs:/...
+        localizer = resolve(args.localizer)[0] if args.localizer else bundled
+        meta = {"reader": export(load_module(reader), "reader", out, formats),
                 "preprocessing": {"expand": 0.3, "image_size": 64, "crop": 54,
                                   "localizer": "whole image resized to its input (squashed)"}}  # fmt: skip
-        if args.localizer:
-            meta["localizer"] = export(load_module(args.localizer), "localizer", out, formats)
+        if localizer:
+            meta["localizer"] = export(load_module(localizer), "localizer", out, formats)
         atomic_write_bytes(out / "export.json", json.dumps(meta, indent=2).encode())
     except ImportError as e:
         print(f"digitrec-export: {e} (pip install 'digitrec[export]')", file=sys.stderr)

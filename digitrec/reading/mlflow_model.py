@@ -135,7 +135,7 @@ def artifact_location(ref: str, uri: str) -> str:
 
 
 def resolve(ref: str | os.PathLike, tracking_uri: str | None = None) -> tuple[Path, Path | None]:
-    """(reader checkpoint, localizer checkpoint or None) for a checkpoint path, a logged model
+    """(checkpoint, its localizer's checkpoint or None) for a checkpoint path, a logged model
     (`runs:/<run id>/model`) or a registered one (`models:/NAME@alias`, `models:/NAME/3`).
     A model URI is read from `tracking_uri` (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)
     and downloaded once into MLflow's artifact cache. Errors are one line naming the URI."""
@@ -156,8 +156,11 @@ def resolve(ref: str | os.PathLike, tracking_uri: str | None = None) -> tuple[Pa
     except OSError as e:
         raise ValueError(f"{ref}: cannot be read from {uri} ({e})") from None
     reader = local / "artifacts" / "reader.ckpt"
+    localizer_alone = local / "extra_files" / "localizer.ckpt"  # a localizer's PyTorch model
+    if not reader.is_file() and localizer_alone.is_file():
+        return localizer_alone, None
     if not reader.is_file():
-        found = sorted(p.name for p in (local / "artifacts").glob("*.ckpt"))
-        raise ValueError(f"{ref}: not a digitrec reader model (artifacts: {found or 'none'})")
+        found = sorted(p.name for p in local.glob("*/*.ckpt"))
+        raise ValueError(f"{ref}: not a digitrec model (checkpoints: {found or 'none'})")
     localizer = local / "artifacts" / "localizer.ckpt"
     return reader, localizer if localizer.is_file() else None
