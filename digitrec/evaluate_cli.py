@@ -65,9 +65,11 @@ def load_reader(path: str):
     from digitrec.reading.pipeline import load_module
 
     try:
-        model = load_module(resolve(path)[0])  # a path, models:/... or runs:/...
+        checkpoint = resolve(path)[0]  # a path, models:/... or runs:/...
     except ValueError as e:  # a model URI that does not resolve: its own one line
         raise UsageError(str(e)) from None
+    try:
+        model = load_module(checkpoint)
     except FileNotFoundError:
         raise UsageError(f"{path}: no such checkpoint (expected a DigitReader checkpoint, "
                          "e.g. a run's best.ckpt)") from None  # fmt: skip
