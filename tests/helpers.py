@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -95,11 +96,14 @@ CHROMEDRIVER = shutil.which("chromedriver")
 
 def chromium(*flags: str):
     """Debian's headless Chromium under Selenium (`.quit()` it). In CI a missing browser fails
-    the test (.ci/run installs it); elsewhere the test skips with the reason."""
+    the test (.ci/run installs it); elsewhere the test skips with the reason; outside pytest
+    (the screenshot scripts) it is a one-line exit."""
     import pytest
 
     if not (CHROMIUM and CHROMEDRIVER):
         message = "no chromium/chromedriver (apt-get install chromium chromium-driver)"
+        if "PYTEST_CURRENT_TEST" not in os.environ:
+            raise SystemExit(message)
         if os.environ.get("CI"):
             pytest.fail(f"CI runs the browser tests: {message}")
         pytest.skip(message)
@@ -174,6 +178,20 @@ def trace_digits(
                 to(x0, y).click_and_hold()
                 to(x1, y).release()
     actions.perform()
+
+
+def save_screenshot(driver, path: Path) -> None:
+    """The browser's window as a PNG at `path`: a temporary file beside it, then renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as f:
+        temporary = Path(f.name)
+    try:
+        if not driver.save_screenshot(str(temporary)):
+            raise SystemExit(f"the browser saved no image for {path.name}")
+        temporary.chmod(0o644)  # (a temporary file is private)
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 class KillAtStep(pl.Callback):

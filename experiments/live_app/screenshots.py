@@ -27,23 +27,17 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from helpers import chromium, house_number_frame, trace_digits, write_y4m  # noqa: E402
+from helpers import (  # noqa: E402
+    chromium,
+    house_number_frame,
+    save_screenshot,
+    trace_digits,
+    write_y4m,
+)
 
 from digitrec.data.mnist import read_idx  # noqa: E402
 from digitrec.reading import serve  # noqa: E402
 from digitrec.reading.pipeline import open_reader  # noqa: E402
-
-
-def save(driver, path: Path) -> None:
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as f:
-        temporary = Path(f.name)
-    try:
-        if not driver.save_screenshot(str(temporary)):
-            raise SystemExit(f"screenshots: the browser saved no image for {path.name}")
-        temporary.chmod(0o644)  # (a temporary file is private)
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def until(driver, condition, seconds: float = 60):
@@ -93,14 +87,14 @@ def main(argv: list[str] | None = None) -> int:
                 pad.get_attribute("data-pending") == "0"
                 and pad.get_attribute("data-read") == pad.get_attribute("data-asked")
                 and d.find_element(By.ID, "draw-number").text))  # fmt: skip
-            save(driver, args.out / "draw.png")
+            save_screenshot(driver, args.out / "draw.png")
             # camera
             driver.find_element(By.ID, "tab-camera").click()
             driver.find_element(By.ID, "start-camera").click()
             until(driver, lambda d: d.find_element(By.ID, "cam-number").text)
             time.sleep(2)  # a few frames: the frame rate and the steady reading settle
             seen = driver.find_element(By.ID, "cam-number").text
-            save(driver, args.out / "camera.png")
+            save_screenshot(driver, args.out / "camera.png")
             driver.find_element(By.ID, "stop-camera").click()
             # upload
             driver.find_element(By.ID, "tab-upload").click()
@@ -108,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             read = until(driver, lambda d: d.find_element(By.ID, "number").text
                          or d.find_element(By.ID, "error").text)  # fmt: skip
             time.sleep(0.5)
-            save(driver, args.out / "upload.png")
+            save_screenshot(driver, args.out / "upload.png")
         finally:
             driver.quit()
             server.shutdown()

@@ -5,7 +5,7 @@
         --out experiments/mlflow_ui/sweep-compare.png
 
 Starts `mlflow server` over the tracking store on a free 127.0.0.1 port (without MLflow's GenAI
-job runner), takes the experiment's latest sweep (its parent run, tag sweep=true), opens MLflow's
+job runner; tests/helpers.py's, as the tests start it), takes the experiment's latest sweep (its parent run, tag sweep=true), opens MLflow's
 compare-runs page for the sweep's finished children (the swept parameters against the objective
 in a parallel-coordinates plot, then every parameter and metric side by side), waits until the
 page shows every child's name, and saves a PNG (a temporary file, then renamed). Needs Debian's
@@ -15,95 +15,35 @@ chromium + chromium-driver (and Selenium, a dev dependency).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from digitrec.tracking import children_of, open_store  # noqa: E402
+from helpers import chromium, mlflow_server, save_screenshot  # noqa: E402
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from digitrec.tracking import children_of, latest_sweep, open_store  # noqa: E402
 
 
-@contextlib.contextmanager
-def mlflow_server(store: str, seconds: float = 120):
-    """`mlflow server` over `store` on 127.0.0.1; yields its URL once /health answers."""
-    port = _free_port()
-    mlflow = Path(sys.executable).with_name("mlflow")
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    process = subprocess.Popen([str(mlflow), "server", "--backend-store-uri", store, "--host",
-                                "127.0.0.1", "--port", str(port), "--workers", "1"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + seconds
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(
-                    f"screenshot: mlflow server exited: {process.stderr.read()[-500:]}"
-                )
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"screenshot: mlflow server did not answer in {seconds:.0f} s")
-            time.sleep(0.5)
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-
-
-def latest_sweep(client, experiment_name: str):
+def sweep_to_compare(client, experiment_name: str):
     """(experiment, parent run, its finished children) of the experiment's latest sweep."""
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         raise SystemExit(f"screenshot: no experiment {experiment_name!r} in {client.tracking_uri}")
-    parents = client.search_runs([experiment.experiment_id], "tags.sweep = 'true'",
-                                 order_by=["attributes.start_time DESC"], max_results=1)  # fmt: skip
-    if not parents:
+    parent = latest_sweep(client, experiment.experiment_id)
+    if parent is None:
         raise SystemExit(f"screenshot: experiment {experiment_name!r} has no sweep")
-    children = [c for c in children_of(client, parents[0]) if c.info.status == "FINISHED"]
+    children = [c for c in children_of(client, parent) if c.info.status == "FINISHED"]
     if len(children) < 2:
         raise SystemExit(f"screenshot: the latest sweep of {experiment_name!r} has "
                          f"{len(children)} finished runs; nothing to compare")  # fmt: skip
-    return experiment, parents[0], children
-
-
-def browser(width: int, height: int):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if not (chromium and driver):
-        raise SystemExit("screenshot: needs chromium and chromedriver "
-                         "(apt-get install chromium chromium-driver)")  # fmt: skip
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 f"--window-size={width},{height}", "--hide-scrollbars"):  # fmt: skip
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(driver), options=options)
+    return experiment, parent, children
 
 
 def _click_text(driver, text: str) -> bool:
@@ -151,17 +91,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     client = open_store(args.uri)
-    experiment, parent, children = latest_sweep(client, args.experiment)
+    experiment, parent, children = sweep_to_compare(client, args.experiment)
     swept = sorted(json.loads(parent.data.tags.get("search_space", "{}")))
     objective = parent.data.tags.get("objective", "val/sequence_accuracy").split(" (")[0]
     from selenium.webdriver.support.ui import WebDriverWait
 
-    with mlflow_server(client.tracking_uri) as url:
+    with mlflow_server(client.tracking_uri, REPO) as url:
         runs = json.dumps([c.info.run_id for c in children])
         query = urllib.parse.urlencode({"runs": runs, "experiments": json.dumps(
             [experiment.experiment_id])}, quote_via=urllib.parse.quote)  # fmt: skip
         page = f"{url}/#/compare-runs?{query}"
-        driver = browser(width, height)
+        driver = chromium(f"--window-size={width},{height}", "--hide-scrollbars")
         try:
             driver.get(page)
             names = [c.info.run_name for c in children]
@@ -173,16 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             arrange(driver, swept, objective)
             time.sleep(2)  # the plot's transition
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=args.out.parent, suffix=".png", delete=False) as f:
-                temporary = Path(f.name)
-            try:
-                if not driver.save_screenshot(str(temporary)):
-                    raise SystemExit("screenshot: the browser saved no image")
-                temporary.chmod(0o644)  # (a temporary file is private)
-                temporary.replace(args.out)
-            finally:
-                temporary.unlink(missing_ok=True)
+            save_screenshot(driver, args.out)
         finally:
             driver.quit()
     print(
