@@ -139,6 +139,16 @@ class SweepParentRun(Callback):
                 client.update_run(parent_id, status="RUNNING")
                 for key in ("sweep_dir", "sampler", "git_commit"):
                     client.set_tag(parent_id, key, tags[key])
+        if parent_id is None and config.tracking.get("sweep_parent"):
+            parent_id = str(config.tracking.sweep_parent)  # continue it with the missing jobs
+            try:
+                client.get_run(parent_id)
+            except MlflowException:
+                raise ValueError(f"tracking.sweep_parent={parent_id}: no such run in "
+                                 f"{config.tracking.uri}") from None  # fmt: skip
+            client.update_run(parent_id, status="RUNNING")
+            for key in ("sweep_dir", "git_commit"):
+                client.set_tag(parent_id, key, tags[key])
         if parent_id is None:
             parent_id = client.create_run(exp, tags=tags).info.run_id
         sweep_dir.mkdir(parents=True, exist_ok=True)

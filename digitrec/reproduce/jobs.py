@@ -1,0 +1,182 @@
+"""The reproduction's jobs: its profile, its SVHN data, and its three sweeps, resumable per job.
+
+A sweep's jobs go to `<sweep root>/<sweep>/<key>-<value>` (e.g. `depth/depth-8`), its MLflow
+parent run id to `<sweep root>/<sweep>/PARENT_FILE`. Run again over the same sweep root, a sweep
+whose parent exists runs only the values without a FINISHED child (into the same parent run,
+`tracking.sweep_parent`); a sweep with every value finished is not run at all. A job killed
+half-way is run again from its start: the unit of resuming is the job.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+
+from digitrec.data.download import atomic_write_bytes
+from digitrec.tracking import PARENT_FILE, children_of
+
+REPO = Path(__file__).resolve().parent.parent.parent
+PROFILES = REPO / "conf" / "reproduce"
+
+
+def load_profile(name: str):
+    path = Path(name) if name.endswith(".yaml") else PROFILES / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in PROFILES.glob("*.yaml")))
+        raise SystemExit(
+            f"digitrec-reproduce: no profile {name!r} (known: {known}; or a .yaml path)"
+        )
+    return path.stem, OmegaConf.load(path)
+
+
+def run_command(cmd: list[str], dry_run: bool) -> int:
+    print("$ " + shlex.join(str(c) for c in cmd), flush=True)
+    if dry_run:
+        return 0
+    return subprocess.run(cmd, cwd=REPO).returncode
+
+
+def svhn_source(profile, data_dir: Path, render_dir: Path, dry_run: bool) -> tuple[Path, str]:
+    """(root, description): real SVHN when present (or required), else the rendered stand-in."""
+    real = data_dir / "svhn"
+    if all((real / s / "digitStruct.mat").is_file() for s in ("train", "test")):
+        return real, "SVHN (real)"
+    if profile.svhn.get("require_real"):  # the datamodule downloads it, or says why it cannot
+        return real, "SVHN (real, downloaded)"
+    if not (render_dir / "test" / "digitStruct.mat").is_file():  # test is rendered last
+        labels = data_dir / "svhn" / "labels"
+        limits = {"train": int(profile.svhn.get("render_limit") or 0)}
+        limits["test"] = int(profile.svhn.get("render_test_limit") or limits["train"])
+        for split, limit in limits.items():
+            cmd = [sys.executable, "-m", "digitrec.data.cli", "street", "--out", str(render_dir),
+                   "--data-dir", str(data_dir), "--splits", split]  # fmt: skip
+            if (labels / "train.json.gz").is_file():
+                cmd += ["--labels", str(labels)] + (["--limit", str(limit)] if limit else [])
+            else:
+                cmd += ["--random", str(limit or 33402)]
+            if run_command(cmd, dry_run):
+                raise SystemExit(f"digitrec-reproduce: rendering the stand-in's {split} split "
+                                 f"into {render_dir} failed")  # fmt: skip
+    return render_dir, "rendered stand-in (SYNTHETIC, not SVHN)"
+
+
+def build_caches(root: Path) -> None:
+    """The stand-in's caches at the paper's preprocessing (what the SVHN jobs read), built here
+    so that two jobs starting together do not both build them."""
+    from digitrec.data import svhn
+
+    for split in ("train", "test"):
+        svhn.build_cache(root, split, svhn.Preprocessing(), download=False)
+
+
+@dataclass
+class Sweep:
+    """One multirun over `key` (a Hydra override such as model.depth) taking `values`."""
+
+    name: str
+    key: str
+    values: list[str]
+    overrides: list[str]  # the profile's, the data's, and any fixed ones (model.depth=8)
+
+    @property
+    def short(self) -> str:
+        return self.key.rsplit(".", 1)[-1]
+
+
+def finished_values(client: MlflowClient, parent_id: str, key: str) -> dict[str, object]:
+    """value of `key` → the FINISHED child run that has it (the latest, when several do)."""
+    children = children_of(client, client.get_run(parent_id), order_by=["start_time ASC"])
+    return {c.data.params[key]: c for c in children
+            if c.info.status == "FINISHED" and key in c.data.params}  # fmt: skip
+
+
+def close_killed(client: MlflowClient, parent_id: str) -> None:
+    """Children an earlier attempt left RUNNING (their process was killed) are marked KILLED."""
+    for c in children_of(client, client.get_run(parent_id)):
+        if c.info.status == "RUNNING":
+            client.set_terminated(c.info.run_id, "KILLED")
+            print(f"digitrec-reproduce: run {c.info.run_id} of an earlier attempt was left "
+                  "running (killed): marked KILLED, its job runs again", flush=True)  # fmt: skip
+
+
+def earlier_parent(client: MlflowClient, sweep_dir: Path) -> str | None:
+    """The parent run of an earlier attempt at this sweep, when it is in this store."""
+    path = sweep_dir / PARENT_FILE
+    if not path.is_file():
+        return None
+    parent_id = path.read_text().strip()
+    try:
+        client.get_run(parent_id)
+    except MlflowException:
+        print(f"digitrec-reproduce: {path} names run {parent_id}, which is not in "
+              f"{client.tracking_uri}: starting the sweep afresh", file=sys.stderr)  # fmt: skip
+        return None
+    return parent_id
+
+
+RECIPE_FILE = "reproduce_overrides.txt"
+
+
+def same_recipe(sweep: Sweep, sweep_dir: Path, resuming: bool) -> None:
+    """Record the sweep's fixed overrides; a resumed sweep must have the same ones (finished jobs
+    of another recipe are not results of this one)."""
+    path, text = sweep_dir / RECIPE_FILE, "\n".join(sweep.overrides) + "\n"
+    if resuming and path.is_file() and path.read_text() != text:
+        raise SystemExit(f"digitrec-reproduce: {path}: the sweep there was run with other "
+                         "overrides (the profile changed); pass --fresh to start over")  # fmt: skip
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, text.encode())
+
+
+def run_sweep(sweep: Sweep, study: str, sweep_root: Path, uri: str,
+              dry_run: bool) -> str | None:  # fmt: skip
+    """Run the sweep's missing jobs; returns its parent run id (None: it never started)."""
+    sweep_dir = sweep_root / sweep.name
+    parent_id, todo = None, list(sweep.values)
+    if not dry_run:  # a dry run opens no store
+        client = MlflowClient(tracking_uri=uri)
+        parent_id = earlier_parent(client, sweep_dir)
+        same_recipe(sweep, sweep_dir, resuming=parent_id is not None)
+    if parent_id is not None:
+        close_killed(client, parent_id)
+        done = finished_values(client, parent_id, sweep.key)
+        todo = [v for v in sweep.values if v not in done]
+        if not todo:
+            print(f"digitrec-reproduce: sweep {sweep.name}: every job finished before "
+                  f"(parent run {parent_id}); not run again", flush=True)  # fmt: skip
+            return parent_id
+        print(f"digitrec-reproduce: sweep {sweep.name}: {len(done)} of {len(sweep.values)} jobs "
+              f"finished before; running {sweep.short}={','.join(todo)} into parent run "
+              f"{parent_id}", flush=True)  # fmt: skip
+    cmd = [sys.executable, "-m", "digitrec.train", "-m", *sweep.overrides,
+           f"{sweep.key}={','.join(todo)}", f"study={study}", f"tracking.uri={uri}",
+           f"tracking.sweep_name={sweep.name}", f"hydra.sweep.dir={sweep_dir}",
+           f"hydra.sweep.subdir={sweep.short}-${{{sweep.key}}}"]  # fmt: skip
+    if parent_id is not None:
+        cmd.append(f"tracking.sweep_parent={parent_id}")
+    code = run_command(cmd, dry_run)
+    parent = sweep_dir / PARENT_FILE
+    if dry_run or not parent.is_file():
+        if not dry_run:
+            print(f"digitrec-reproduce: sweep {sweep.name} did not start (exit {code})",
+                  file=sys.stderr)  # fmt: skip
+        return None
+    if code:
+        print(f"digitrec-reproduce: sweep {sweep.name} exited {code}; reporting its finished runs",
+              file=sys.stderr)  # fmt: skip
+    return parent.read_text().strip()
+
+
+def finished_children(client: MlflowClient, parent_id: str | None) -> list:
+    """The sweep's FINISHED children (a resumed sweep reruns only jobs without one)."""
+    if parent_id is None:
+        return []
+    children = children_of(client, client.get_run(parent_id), order_by=["start_time ASC"])
+    return [c for c in children if c.info.status == "FINISHED"]
