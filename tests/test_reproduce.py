@@ -125,8 +125,8 @@ def test_reproduce_dry_run_prints_the_three_sweeps(tmp_path, capsys):
                            "--render-dir", str(tmp_path / "street"), "--uri", store]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert out.count("digitrec.train -m") == 3
-    assert "model.depth=3,5,8 " in out  # the profile's depths
+    assert "model.depth=3,5,8,11 " in out  # the profile's depths
     assert "model.head=shared,rnn " in out  # separate at depth 8 is the depth sweep's run
-    assert "--splits train --random 20000" in out and "--splits test --random 2000" in out
+    assert "--splits train --random 16000" in out and "--splits test --random 2000" in out
     assert "'hydra.sweep.subdir=depth-${model.depth}'" in out  # a folder per job, for resuming
     assert not (tmp_path / "street").exists() and not list(tmp_path.glob("*.db"))
