@@ -146,7 +146,7 @@ sweep-svhn: $(STAMP) ## Optuna (TPE) search of the paper's SVHN recipe (N_TRIALS
 	$(BIN)/digitrec-train -m hparams_search=svhn_optuna launcher=$(LAUNCHER) $(if $(N_TRIALS),hydra.sweeper.n_trials=$(N_TRIALS)) $(ARGS)
 	$(BIN)/digitrec-compare svhn_search --latest-sweep
 
-reproduce-paper: $(STAMP) ## the paper's table beside ours: PROFILE=smoke (minutes) | cpu (hours) | gpu
+reproduce-paper: $(STAMP) ## the paper's table beside ours: PROFILE=smoke (~12 min) | cpu (~75 min) | gpu; run again to resume
 	$(BIN)/digitrec-reproduce --profile $(PROFILE) $(ARGS)
 
 data-mnist: $(STAMP) ## download and verify MNIST into DIGITREC_DATA_DIR (default .data/)

@@ -1,12 +1,16 @@
 """make reproduce-paper end to end on a tiny profile: rendered stand-in, three sweeps, the report."""
 
+import os
 import re
 
 import pytest
+from conftest import new_store
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from digitrec import reproduce
+from digitrec.reproduce import jobs
+from digitrec.tracking import PARENT_FILE
 
 TINY = {
     "description": "test: a tiny network, a few steps",
@@ -37,6 +41,9 @@ def test_reproduce_writes_the_report_with_plots_and_run_ids(tmp_path, fake_data_
     """The whole path on a tiny profile, every SVHN model read on the real SVHN test images
     (../shared/data/svhn/real/test, 258), then the profile grown by a depth and run again over
     the same folders: only the new job runs, into the same sweep parent."""
+    if not (real_data_dir / "svhn" / "real" / "test").is_dir():
+        message = f"no real SVHN test images under {real_data_dir}/svhn/real/test"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # the real folder is read-only
     data = tmp_path / "data"  # generated MNIST, real SVHN test images, no SVHN train/test
     (data / "svhn").mkdir(parents=True)
@@ -130,3 +137,32 @@ def test_reproduce_dry_run_prints_the_three_sweeps(tmp_path, capsys):
     assert "--splits train --random 16000" in out and "--splits test --random 2000" in out
     assert "'hydra.sweep.subdir=depth-${model.depth}'" in out  # a folder per job, for resuming
     assert not (tmp_path / "street").exists() and not list(tmp_path.glob("*.db"))
+
+
+def test_a_parent_file_naming_a_run_this_store_lacks_is_moved_aside(tmp_path, capsys):
+    """A sweep folder from another store: started afresh, the old parent file kept aside."""
+    client = MlflowClient(f"sqlite:///{new_store(tmp_path / 'mlflow.db')}")
+    sweep_dir = tmp_path / "sweeps" / "depth"
+    sweep_dir.mkdir(parents=True)
+    (sweep_dir / PARENT_FILE).write_text("0123456789abcdef0123456789abcdef")
+    assert jobs.earlier_parent(client, sweep_dir) is None
+    assert not (sweep_dir / PARENT_FILE).exists()
+    (stale,) = sweep_dir.glob(f"{PARENT_FILE}.stale-*")
+    assert stale.read_text() == "0123456789abcdef0123456789abcdef"
+    assert "does not have (or deleted)" in capsys.readouterr().err
+
+
+def test_one_reproduction_at_a_time_over_a_sweep_folder(tmp_path):
+    with jobs.lock(tmp_path / "sweeps"):
+        with pytest.raises(SystemExit, match="another digitrec-reproduce is running over"):
+            with jobs.lock(tmp_path / "sweeps"):
+                pass
+    with jobs.lock(tmp_path / "sweeps"):  # released
+        pass
+
+
+def test_fresh_starts_a_new_folder_beside_the_given_one(tmp_path, capsys):
+    assert reproduce.main(["--profile", "smoke", "--dry-run", "--fresh", "--data-dir",
+                           str(tmp_path), "--sweep-dir", str(tmp_path / "sweeps")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert f"hydra.sweep.dir={tmp_path}/sweeps-20" in out and f"{tmp_path}/sweeps/" not in out

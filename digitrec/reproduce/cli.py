@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the sweeps' folders (default outputs/reproduce-paper/PROFILE); "
                              "an earlier attempt there is resumed")  # fmt: skip
     parser.add_argument("--fresh", action="store_true",
-                        help="start over in a new sweep folder (PROFILE-<time>) instead of resuming")  # fmt: skip
+                        help="start over in a new sweep folder (the sweep folder's name + -<time>)")  # fmt: skip
     add_uri_argument(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = parser.parse_args(argv)
@@ -75,37 +75,53 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = args.data_dir.resolve()
     render_dir = (args.render_dir or REPO / ".data" / f"street-{name}").resolve()
     uri = args.uri or f"sqlite:///{REPO / 'mlflow.db'}"
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):  # the jobs run in REPO
+        uri = f"sqlite:///{Path(uri.removeprefix('sqlite:///')).resolve()}"
     study = f"reproduce_{name}"
-    default_root = REPO / "outputs" / "reproduce-paper"
-    sweep_root = (args.sweep_dir or (default_root / f"{name}-{datetime.now():%Y-%m-%d_%H-%M-%S}"
-                                     if args.fresh else default_root / name)).resolve()  # fmt: skip
-    resumed = any((sweep_root / s / jobs.PARENT_FILE).is_file()
-                  for s in ("depth", "heads_svhn", "heads_mnist"))  # fmt: skip
+    sweep_root = (args.sweep_dir or REPO / "outputs" / "reproduce-paper" / name).resolve()
+    if args.fresh:
+        sweep_root = sweep_root.with_name(f"{sweep_root.name}-{datetime.now():%Y-%m-%d_%H-%M-%S}")
     start = time.perf_counter()
 
     root, svhn_label = jobs.svhn_source(profile, data_dir, render_dir, args.dry_run)
-    if not args.dry_run and "real" not in svhn_label:  # once, not in two jobs at a time
-        jobs.build_caches(root)
     svhn = [*profile.svhn.overrides, f"paths.data_dir={data_dir}", f"data.root={root}"]
     mnist = [*profile.mnist.overrides, f"paths.data_dir={data_dir}"]
-    parents = {s.name: jobs.run_sweep(s, study, sweep_root, uri, args.dry_run)
-               for s in sweeps(profile, svhn, mnist) if s.values}  # fmt: skip
+    plan = [s for s in sweeps(profile, svhn, mnist) if s.values]
     if args.dry_run:
+        for s in plan:
+            jobs.run_sweep(s, study, sweep_root, uri, dry_run=True)
         return 0
+    for s in plan:  # every sweep's recipe checked before any runs
+        jobs.check_recipe(s, sweep_root)
+    with jobs.lock(sweep_root):
+        if "real" not in svhn_label:  # once, not in two jobs at a time
+            jobs.build_caches(root)
+        ran = {s.name: jobs.run_sweep(s, study, sweep_root, uri, dry_run=False) for s in plan}
+    parents = {k: v[0] for k, v in ran.items()}
     if not any(parents.values()):
         print("digitrec-reproduce: no sweep ran; nothing to report", file=sys.stderr)
         return 1
     client = MlflowClient(tracking_uri=uri)
+    runs = {s.name: jobs.finished_children(client, parents[s.name], s) for s in plan}
     real_root = real_svhn.real_test_root(data_dir)
-    svhn_runs = [r for part in ("depth", "heads_svhn")
-                 for r in jobs.finished_children(client, parents.get(part))]  # fmt: skip
-    real_svhn.measure_all(client, svhn_runs, real_root)
-    runs = {part: jobs.finished_children(client, parents.get(part))  # after the real readings
-            for part in ("depth", "heads_svhn", "heads_mnist")}  # fmt: skip
+    real_svhn.measure_all(client, runs.get("depth", []) + runs.get("heads_svhn", []), real_root)
+    runs = {s.name: jobs.finished_children(client, parents[s.name], s)  # with the real readings
+            for s in plan}  # fmt: skip
+    missing = {s.name: [v for v in s.values if v not in {r.data.params.get(s.key) for r in
+                                                           runs[s.name]}] for s in plan}  # fmt: skip
+    missing = {k: v for k, v in missing.items() if v}
+    for part in ("depth", "heads_svhn", "heads_mnist"):
+        runs.setdefault(part, [])
     args.out.mkdir(parents=True, exist_ok=True)
     minutes = (time.perf_counter() - start) / 60
+    resumed = any(v[1] for v in ran.values())
     ctx = paper_table.Context(name, profile, command, svhn_label, study, uri, parents, minutes,
-                              resumed, real_root)  # fmt: skip
+                              resumed, real_root, missing)  # fmt: skip
     paper_table.report(ctx, client, runs, args.out)
     print(f"wrote {args.out / 'README.md'}, depth.png, coverage.png ({minutes:.1f} min)")
-    return 0 if all(parents.values()) else 1
+    if missing:
+        print("digitrec-reproduce: jobs without a finished run: " + "; ".join(
+            f"{k}: {', '.join(v)}" for k, v in missing.items()) + " (run the command again to "
+            "run them)", file=sys.stderr)  # fmt: skip
+        return 1
+    return 0

@@ -1,18 +1,23 @@
 """The reproduction's jobs: its profile, its SVHN data, and its three sweeps, resumable per job.
 
 A sweep's jobs go to `<sweep root>/<sweep>/<key>-<value>` (e.g. `depth/depth-8`), its MLflow
-parent run id to `<sweep root>/<sweep>/PARENT_FILE`. Run again over the same sweep root, a sweep
-whose parent exists runs only the values without a FINISHED child (into the same parent run,
-`tracking.sweep_parent`); a sweep with every value finished is not run at all. A job killed
-half-way is run again from its start: the unit of resuming is the job.
+parent run id to `<sweep root>/<sweep>/PARENT_FILE`, its fixed overrides to RECIPE_FILE. Run again
+over the same sweep root, a sweep whose parent is in the store runs only the values without a
+FINISHED child (into the same parent run, `tracking.sweep_parent`); a sweep with every value
+finished is not run at all. A job killed half-way is run again from its start (its run, left
+RUNNING, is marked KILLED; its folder is renamed <key>-<value>.attempt-<time>): the unit of
+resuming is the job. A resume with other fixed overrides is refused; one process at a time.
 """
 
 from __future__ import annotations
 
+import fcntl
 import shlex
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from mlflow.exceptions import MlflowException
@@ -20,10 +25,11 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from digitrec.data.download import atomic_write_bytes
-from digitrec.tracking import PARENT_FILE, children_of
+from digitrec.tracking import PARENT_FILE, children_of, record_best
 
 REPO = Path(__file__).resolve().parent.parent.parent
 PROFILES = REPO / "conf" / "reproduce"
+OBJECTIVE = "val/sequence_accuracy"
 
 
 def load_profile(name: str):
@@ -60,7 +66,7 @@ def svhn_source(profile, data_dir: Path, render_dir: Path, dry_run: bool) -> tup
             if (labels / "train.json.gz").is_file():
                 cmd += ["--labels", str(labels)] + (["--limit", str(limit)] if limit else [])
             else:
-                cmd += ["--random", str(limit or 33402)]
+                cmd += ["--random", str(limit or {"train": 33402, "test": 13068}[split])]
             if run_command(cmd, dry_run):
                 raise SystemExit(f"digitrec-reproduce: rendering the stand-in's {split} split "
                                  f"into {render_dir} failed")  # fmt: skip
@@ -107,16 +113,24 @@ def close_killed(client: MlflowClient, parent_id: str) -> None:
 
 
 def earlier_parent(client: MlflowClient, sweep_dir: Path) -> str | None:
-    """The parent run of an earlier attempt at this sweep, when it is in this store."""
+    """The parent run of an earlier attempt at this sweep, when it is in this store (a parent
+    file naming a run this store does not have, or a deleted one, is moved aside)."""
     path = sweep_dir / PARENT_FILE
     if not path.is_file():
         return None
     parent_id = path.read_text().strip()
     try:
-        client.get_run(parent_id)
-    except MlflowException:
-        print(f"digitrec-reproduce: {path} names run {parent_id}, which is not in "
-              f"{client.tracking_uri}: starting the sweep afresh", file=sys.stderr)  # fmt: skip
+        run = client.get_run(parent_id)
+    except MlflowException as e:
+        if e.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise  # a store that does not answer is not a store without the run
+        run = None
+    if run is None or run.info.lifecycle_stage == "deleted":
+        stale = path.with_name(f"{PARENT_FILE}.stale-{datetime.now():%Y%m%d-%H%M%S}")
+        path.replace(stale)
+        print(f"digitrec-reproduce: {path} named run {parent_id}, which "
+              f"{client.tracking_uri} does not have (or deleted): moved to {stale.name}; the "
+              "sweep starts afresh", file=sys.stderr)  # fmt: skip
         return None
     return parent_id
 
@@ -124,26 +138,36 @@ def earlier_parent(client: MlflowClient, sweep_dir: Path) -> str | None:
 RECIPE_FILE = "reproduce_overrides.txt"
 
 
-def same_recipe(sweep: Sweep, sweep_dir: Path, resuming: bool) -> None:
-    """Record the sweep's fixed overrides; a resumed sweep must have the same ones (finished jobs
-    of another recipe are not results of this one)."""
-    path, text = sweep_dir / RECIPE_FILE, "\n".join(sweep.overrides) + "\n"
-    if resuming and path.is_file() and path.read_text() != text:
+def check_recipe(sweep: Sweep, sweep_root: Path) -> None:
+    """A sweep resumed over `sweep_root` must have the fixed overrides it was started with
+    (finished jobs of another recipe are not results of this one)."""
+    path = sweep_root / sweep.name / RECIPE_FILE
+    if not path.is_file() or not (sweep_root / sweep.name / PARENT_FILE).is_file():
+        return
+    old = path.read_text().splitlines()
+    if old != list(sweep.overrides):
+        changed = sorted(set(old) ^ set(sweep.overrides))
         raise SystemExit(f"digitrec-reproduce: {path}: the sweep there was run with other "
-                         "overrides (the profile changed); pass --fresh to start over")  # fmt: skip
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, text.encode())
+                         f"overrides (differing: {' '.join(changed)}); pass --fresh to start "
+                         "over in a new folder")  # fmt: skip
+
+
+def set_aside(folder: Path) -> None:
+    """An earlier attempt's job folder, renamed so that the job starts clean (Lightning would
+    otherwise save best-v1.ckpt beside the old best.ckpt)."""
+    if folder.exists():
+        folder.rename(folder.with_name(f"{folder.name}.attempt-{datetime.now():%Y%m%d-%H%M%S}"))
 
 
 def run_sweep(sweep: Sweep, study: str, sweep_root: Path, uri: str,
-              dry_run: bool) -> str | None:  # fmt: skip
-    """Run the sweep's missing jobs; returns its parent run id (None: it never started)."""
+              dry_run: bool) -> tuple[str | None, bool]:  # fmt: skip
+    """Run the sweep's missing jobs; returns its parent run id (None: it never started) and
+    whether it continued an earlier attempt."""
     sweep_dir = sweep_root / sweep.name
     parent_id, todo = None, list(sweep.values)
     if not dry_run:  # a dry run opens no store
         client = MlflowClient(tracking_uri=uri)
         parent_id = earlier_parent(client, sweep_dir)
-        same_recipe(sweep, sweep_dir, resuming=parent_id is not None)
     if parent_id is not None:
         close_killed(client, parent_id)
         done = finished_values(client, parent_id, sweep.key)
@@ -151,10 +175,17 @@ def run_sweep(sweep: Sweep, study: str, sweep_root: Path, uri: str,
         if not todo:
             print(f"digitrec-reproduce: sweep {sweep.name}: every job finished before "
                   f"(parent run {parent_id}); not run again", flush=True)  # fmt: skip
-            return parent_id
+            if client.get_run(parent_id).info.status != "FINISHED":  # killed before it closed
+                record_best(client, client.get_run(parent_id), OBJECTIVE, True, [sweep.key])
+            return parent_id, True
         print(f"digitrec-reproduce: sweep {sweep.name}: {len(done)} of {len(sweep.values)} jobs "
               f"finished before; running {sweep.short}={','.join(todo)} into parent run "
               f"{parent_id}", flush=True)  # fmt: skip
+        for value in todo:
+            set_aside(sweep_dir / f"{sweep.short}-{value}")
+    if not dry_run:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(sweep_dir / RECIPE_FILE, ("\n".join(sweep.overrides) + "\n").encode())
     cmd = [sys.executable, "-m", "digitrec.train", "-m", *sweep.overrides,
            f"{sweep.key}={','.join(todo)}", f"study={study}", f"tracking.uri={uri}",
            f"tracking.sweep_name={sweep.name}", f"hydra.sweep.dir={sweep_dir}",
@@ -167,16 +198,30 @@ def run_sweep(sweep: Sweep, study: str, sweep_root: Path, uri: str,
         if not dry_run:
             print(f"digitrec-reproduce: sweep {sweep.name} did not start (exit {code})",
                   file=sys.stderr)  # fmt: skip
-        return None
+        return None, parent_id is not None
     if code:
         print(f"digitrec-reproduce: sweep {sweep.name} exited {code}; reporting its finished runs",
               file=sys.stderr)  # fmt: skip
-    return parent.read_text().strip()
+    return parent.read_text().strip(), parent_id is not None
 
 
-def finished_children(client: MlflowClient, parent_id: str | None) -> list:
-    """The sweep's FINISHED children (a resumed sweep reruns only jobs without one)."""
+def finished_children(client: MlflowClient, parent_id: str | None, sweep: Sweep) -> list:
+    """The sweep's FINISHED children, one per value of the profile (the latest)."""
     if parent_id is None:
         return []
-    children = children_of(client, client.get_run(parent_id), order_by=["start_time ASC"])
-    return [c for c in children if c.info.status == "FINISHED"]
+    done = finished_values(client, parent_id, sweep.key)
+    return [done[v] for v in sweep.values if v in done]
+
+
+@contextmanager
+def lock(sweep_root: Path):
+    """One digitrec-reproduce at a time over a sweep folder (a second would rerun the first's
+    jobs into the same folders)."""
+    sweep_root.mkdir(parents=True, exist_ok=True)
+    with open(sweep_root / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"digitrec-reproduce: another digitrec-reproduce is running over "
+                             f"{sweep_root}") from None  # fmt: skip
+        yield

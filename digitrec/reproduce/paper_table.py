@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,6 +40,7 @@ class Context:
     minutes: float
     resumed: bool
     real_root: Path | None
+    missing: dict[str, list[str]] = field(default_factory=dict)  # sweep → values not finished
 
 
 def _pct(value: float | None) -> str:
@@ -72,6 +73,18 @@ def _curve(client: MlflowClient, run, artifact: str) -> tuple[np.ndarray, np.nda
     return k / len(order), np.cumsum(correct[order]) / k
 
 
+def _span(runs: dict[str, list]) -> str | None:
+    """When the report's runs ran: first start to last end, and the wall time between."""
+    every = [r for part in runs.values() for r in part if r.info.end_time]
+    if not every:
+        return None
+    start = min(r.info.start_time for r in every) / 1000
+    end = max(r.info.end_time for r in every) / 1000
+    first, last = datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
+    return (f"{first:%Y-%m-%d %H:%M}–{last:%H:%M} UTC ({(end - start) / 60:.1f} min from the "
+            "first run's start to the last run's end)")  # fmt: skip
+
+
 def plots(depth_rows: list[dict], curves: dict, best, out: Path, label: str) -> None:
     import matplotlib
 
@@ -80,9 +93,10 @@ def plots(depth_rows: list[dict], curves: dict, best, out: Path, label: str) -> 
 
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
     xs = [r["depth"] for r in depth_rows]
-    ax.plot(xs, [100 * (r["test"] or 0) for r in depth_rows], "o-", label=f"ours: {label}")
+    ax.plot(xs, [np.nan if r["test"] is None else 100 * r["test"] for r in depth_rows], "o-",
+            label=f"ours: {label}")  # fmt: skip
     real = [(r["depth"], r["run"]) for r in depth_rows
-            if _metric(r["run"], f"{PREFIX}/sequence_accuracy") is not None]  # fmt: skip
+            if _metric(r["run"], f"{PREFIX}/n")]  # fmt: skip
     if real:
         ps = np.array([_metric(run, f"{PREFIX}/sequence_accuracy") for _, run in real])
         ns = np.array([_metric(run, f"{PREFIX}/n") for _, run in real])
@@ -139,8 +153,10 @@ def report(ctx: Context, client: MlflowClient, runs: dict[str, list], out: Path)
     p = ctx.profile
     n_test = len(curves[short][0]) if curves.get(short) is not None else None
     n_real = _metric(best, f"{PREFIX}/n")
-    real_text = (f"real SVHN test images (`{ctx.real_root / 'test'}`, n={int(n_real)})"
+    real_dir = best.data.tags.get(f"{PREFIX}.images") if best is not None else None
+    real_text = (f"real SVHN test images (`{real_dir}`, n={int(n_real)})"
                  if n_real else "real SVHN test images (none found: the column is empty)")  # fmt: skip
+    span = _span(runs)
     ids = ", ".join(f"{k} `{v}`" for k, v in ctx.parents.items() if v)
     commit = git_commit(REPO)
     commit = f"{commit[:12]}" + (" with uncommitted changes" if commit.endswith("-dirty") else "")
@@ -153,12 +169,9 @@ def report(ctx: Context, client: MlflowClient, runs: dict[str, list], out: Path)
         f"`{commit}`, profile **{ctx.profile_name}**: {p.description}. "
         f"Data preparation, the three sweeps and the real-SVHN readings took "
         f"{ctx.minutes:.1f} min on {hardware}"
-        + (
-            " in this invocation (it resumed an interrupted one: see the runs' times)"
-            if ctx.resumed
-            else ""
-        )
-        + ".",
+        + (" in this invocation, which resumed an earlier one" if ctx.resumed else "")
+        + "."
+        + (f" The runs in the report span {span}." if span else ""),  # fmt: skip
         "",
         f"- SVHN training and the stand-in figures: **{ctx.svhn_label}**.",
         f"- Real-SVHN figures: the {real_text}, read from their ground-truth crops as the paper "
@@ -175,6 +188,9 @@ def report(ctx: Context, client: MlflowClient, runs: dict[str, list], out: Path)
         lines.append("- **No model here saw a real SVHN image in training**: they trained on the "
                      "rendered stand-in only, so the real-SVHN column measures how far a stand-in "
                      "model transfers, not what the paper's recipe reaches on SVHN.")  # fmt: skip
+    if ctx.missing:
+        lines.append("- **Jobs without a finished run** (run the command again to run them): "
+                     + "; ".join(f"{k}: {', '.join(v)}" for k, v in ctx.missing.items()) + ".")  # fmt: skip
     if p.get("deviations"):
         lines += [
             "",

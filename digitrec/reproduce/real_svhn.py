@@ -12,16 +12,20 @@ already measured. Nothing here trains or chooses anything: the real test images 
 from __future__ import annotations
 
 import io
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from mlflow.entities import Metric
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from digitrec import decode
 from digitrec.data.download import atomic_write_bytes
-from digitrec.evaluate import predict, score, svhn_crops
+from digitrec.evaluate import predict, svhn_crops
 
 PREFIX = "real_svhn"
 CONFIDENCE = "real_svhn_confidence.npz"
@@ -34,47 +38,59 @@ def real_test_root(data_dir: Path) -> Path | None:
 
 
 def _checkpoint(client: MlflowClient, run, tmp: str) -> Path:
+    """The run's best checkpoint: its local file when still there, else its logged artifact."""
     local = run.data.tags.get("best_checkpoint")
     if local and Path(local).is_file():
         return Path(local)
-    return Path(client.download_artifacts(run.info.run_id, "checkpoints/best.ckpt", tmp))
+    name = Path(local).name if local else "best.ckpt"
+    return Path(client.download_artifacts(run.info.run_id, f"checkpoints/{name}", tmp))
 
 
-def measure(client: MlflowClient, run, root: Path, threads: int | None = None) -> dict:
-    """Read `root`'s test crops with the run's best checkpoint; log and return the figures."""
+def measure(client: MlflowClient, run, root: Path) -> dict:
+    """Read `root`'s test crops with the run's best checkpoint; log and return the figures (the
+    confidences first, then every metric at once: `real_svhn/n` marks a complete reading)."""
     from digitrec.reading.pipeline import load_module
 
-    if threads:
-        torch.set_num_threads(threads)
     params = run.data.params
     with tempfile.TemporaryDirectory() as tmp:
         model = load_module(_checkpoint(client, run, tmp))
     seqs = svhn_crops(root, "test", image_size=int(params.get("data.image_size", 64)),
                       expand=float(params.get("data.expand", 0.3)),
                       crop=int(params.get("data.crop", 54)), max_len=model.hparams.max_len)  # fmt: skip
-    values = score(model, seqs)
-    decoded, _ = predict(model, seqs.images)
-    correct = decode.sequence_correct(decoded, torch.from_numpy(seqs.length),
-                                      torch.from_numpy(seqs.digits))  # fmt: skip
+    decoded, logits = predict(model, seqs.images)
+    length, digits = torch.from_numpy(seqs.length), torch.from_numpy(seqs.digits)
+    values = decode.metrics(decoded, logits, length, digits)
+    values["n"] = float(len(seqs))
+    correct = decode.sequence_correct(decoded, length, digits)
     run_id = run.info.run_id
-    for key in ("sequence_accuracy", "digit_accuracy", "length_accuracy", "coverage_at_98", "n"):
-        client.log_metric(run_id, f"{PREFIX}/{key}", float(values[key]))
-    client.set_tag(run_id, f"{PREFIX}.images", str(root / "test"))
     buffer = io.BytesIO()
     np.savez_compressed(buffer, confidence=decoded.confidence.numpy(), correct=correct.numpy())
     with tempfile.TemporaryDirectory() as tmp:
         atomic_write_bytes(Path(tmp) / CONFIDENCE, buffer.getvalue())
         client.log_artifact(run_id, str(Path(tmp) / CONFIDENCE))
-    return {k: float(v) for k, v in values.items()}
+    client.set_tag(run_id, f"{PREFIX}.images", str(root / "test"))
+    keys = ("sequence_accuracy", "digit_accuracy", "length_accuracy", "coverage_at_98", "n")
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(f"{PREFIX}/{k}", float(values[k]), now, 0)
+                                      for k in keys])  # fmt: skip
+    return {k: float(values[k]) for k in keys}
 
 
 def measure_all(client: MlflowClient, runs: list, root: Path | None) -> int:
-    """Measure every run without real-SVHN figures yet; returns how many were measured."""
+    """Measure every run without a complete real-SVHN reading; returns how many were measured.
+    A run that cannot be read (its checkpoint gone) is said and left without the figures."""
     if root is None:
         return 0
-    todo = [r for r in runs if f"{PREFIX}/sequence_accuracy" not in r.data.metrics]
+    todo = [r for r in runs if f"{PREFIX}/n" not in r.data.metrics]
+    done = 0
     for i, run in enumerate(todo, 1):
-        v = measure(client, run, root)
+        try:
+            v = measure(client, run, root)
+        except (OSError, ValueError, MlflowException) as e:
+            print(f"real SVHN test {i}/{len(todo)}: run {run.info.run_id} not read: {e}",
+                  file=sys.stderr)  # fmt: skip
+            continue
+        done += 1
         print(f"real SVHN test ({int(v['n'])} images) {i}/{len(todo)}: run {run.info.run_id} "
               f"reads {v['sequence_accuracy']:.2%}", flush=True)  # fmt: skip
-    return len(todo)
+    return done

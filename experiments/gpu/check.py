@@ -1,22 +1,26 @@
 """The GPU check: the paper's network on one GPU at bf16, channels-last, with data workers.
 
-    python experiments/gpu/check.py --data .gpu/street --minutes 5 --out OUT   # on the device
-    python experiments/gpu/check.py --data DIR --device cpu --minutes 0.05 --batch 8 --workers 0
+    python experiments/gpu/check.py --data .gpu/street --labels .gpu/labels --minutes 5   # device
+    python experiments/gpu/check.py --data DIR --labels L --train-layouts 40 --test-layouts 24 \
+        --device cpu --minutes 0.01 --batch 4 --workers 1                                # dry run
 
-It trains `goodfellow` (conf/model/goodfellow.yaml: the paper's 8 layers, maxout, subtractive
-normalization, locally connected layer, 2 x 3,072 units, separate heads; no batch norm) with the
-paper's recipe (SGD, momentum 0.9, weight decay 5e-4, conf/experiment/paper_svhn.yaml) and its
-data path (digitrec's SVHNDataModule: cached 64x64 union-box crops, random 54x54 windows, the
-svhn augmentation in `--workers` DataLoader processes) for `--minutes`, and reports:
-- images/s of training (steps after the first `--warmup`), and of the data loader alone;
-- data wait: the share of the training time spent waiting for the next batch (near 0: the
-  loader is not the bottleneck);
-- GPU utilisation (nvidia-smi, sampled every second) and peak memory;
-- sequence accuracy on the data's test split after those minutes (center crops, n stated).
-The figures go to OUT/gpu_check.json and OUT/gpu_check.md. Nothing is downloaded: the data is a
-format-1 root whose caches were built elsewhere (experiments/gpu/pack.py).
-Plain PyTorch around digitrec's own model, loss and data (no Lightning, Hydra or MLflow at run
-time), so a bare GPU machine needs torch, numpy, h5py, omegaconf and albumentations only.
+It renders the SYNTHETIC stand-in into --data when --data has no caches yet (`digitrec-data
+street` with SVHN's real layouts from --labels, every core), then trains `goodfellow`
+(conf/model/goodfellow.yaml: the paper's 8 layers, maxout, subtractive normalization, locally
+connected layer, 2 x 3,072 units, separate heads; no batch norm) with the paper's optimizer (SGD,
+momentum 0.9, weight decay 5e-4) on digitrec's data path (SVHNDataModule's stream: cached 64x64
+union-box crops, random 54x54 windows, the svhn augmentation, in `--workers` DataLoader processes
+with pinned memory) for `--minutes`, and reports:
+- images/s of training (steps after `--warmup`), and of the data loader alone;
+- data wait: the share of the training time spent in the loader's next() (near 0: the loader is
+  not the bottleneck), and the share spent copying batches to the GPU;
+- GPU utilisation (nvidia-smi every second, the timed steps only) and peak memory;
+- sequence accuracy on the rendered test split after those minutes (center crops, n stated).
+The figures go to OUT/gpu_check.json and OUT/gpu_check.md. Nothing is downloaded. Plain PyTorch
+around digitrec's own model, loss and data: no Hydra or MLflow at run time; it imports torch,
+pytorch_lightning, numpy, h5py, opencv, Pillow and matplotlib (the renderer's fonts), tqdm,
+omegaconf and albumentations (with pydantic) — on the H200 image all there but omegaconf and
+albumentations, which experiments/gpu/pack.py copies as wheels.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from omegaconf import OmegaConf  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
 
 from digitrec import decode  # noqa: E402
 from digitrec.datamodules.svhn import SVHNDataModule  # noqa: E402
@@ -46,7 +51,8 @@ from digitrec.module import DigitReader  # noqa: E402
 
 
 class GPUSampler(threading.Thread):
-    """nvidia-smi's utilisation.gpu every `interval` seconds while running (none without it)."""
+    """nvidia-smi's utilisation.gpu every `interval` seconds while running, with the time of each
+    sample (none without nvidia-smi)."""
 
     def __init__(self, interval: float = 1.0):
         super().__init__(daemon=True)
@@ -59,9 +65,25 @@ class GPUSampler(threading.Thread):
                 out = subprocess.run([self.smi, "--query-gpu=utilization.gpu",
                                       "--format=csv,noheader,nounits", "-i", "0"],
                                      capture_output=True, text=True, timeout=5)  # fmt: skip
-                self.samples.append(float(out.stdout.split()[0]))
+                self.samples.append((time.perf_counter(), float(out.stdout.split()[0])))
             except (subprocess.SubprocessError, ValueError, IndexError):
                 pass
+
+
+def render(root: Path, labels: Path | None, train: int, test: int, workers: int) -> None:
+    """The stand-in into `root` (SVHN format 1), unless it has its caches already."""
+    if any((root / "cache").glob("test-*.h5")) or (root / "test" / "digitStruct.mat").is_file():
+        return
+    for split, n in (("train", train), ("test", test)):
+        cmd = [sys.executable, "-m", "digitrec.data.cli", "street", "--out", str(root),
+               "--splits", split, "--workers", str(workers)]  # fmt: skip
+        if labels is not None and (labels / f"{split}.json.gz").is_file():
+            cmd += ["--labels", str(labels)] + (["--limit", str(n)] if n else [])
+        else:
+            cmd += ["--random", str(n or {"train": 33402, "test": 13068}[split])]
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, cwd=REPO)
+        print(f"rendered the {split} split in {time.perf_counter() - start:.0f} s", flush=True)
 
 
 def model_config() -> dict:
@@ -129,7 +151,19 @@ def test_accuracy(model, dm, device, dtype) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--data", type=Path, required=True, help="an SVHN format-1 root with caches")
+    p.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="an SVHN format-1 root; the stand-in is rendered there when it is empty",
+    )
+    p.add_argument(
+        "--labels",
+        type=Path,
+        help="SVHN's layouts (train.json.gz, test.json.gz); without them random layouts",
+    )
+    p.add_argument("--train-layouts", type=int, default=0, help="0: all 33,402")
+    p.add_argument("--test-layouts", type=int, default=0, help="0: all 13,068")
     p.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "gpu_check")))
     p.add_argument("--minutes", type=float, default=5.0, help="training time")
     p.add_argument("--batch", type=int, default=512)
@@ -146,16 +180,19 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    if not (args.data / "cache").is_dir() and not (args.data / "train").is_dir():
-        raise SystemExit(f"--data {args.data}: no SVHN format-1 root (no train/ or cache/); "
-                         "build one with experiments/gpu/pack.py")  # fmt: skip
-
+    cores = os.cpu_count() or 2
+    start = time.perf_counter()
+    render(args.data, args.labels, args.train_layouts, args.test_layouts, max(1, cores - 1))
     dm = SVHNDataModule(root=str(args.data), val_size=0, batch_size=args.batch,
                         eval_batch_size=1024, num_workers=args.workers,
-                        augmentation=augmentation(), download=False)  # fmt: skip
+                        augmentation=augmentation(), download=False,
+                        cache_workers=max(1, cores - 1))  # fmt: skip
     dm.prepare_data()
     dm.setup("fit")
-    loader = dm.train_dataloader()
+    data_seconds = time.perf_counter() - start
+    loader = DataLoader(dm.train_set, batch_size=None, num_workers=args.workers,
+                        persistent_workers=args.workers > 0, pin_memory=device.type == "cuda",
+                        prefetch_factor=4 if args.workers else None)  # fmt: skip
     n_train = len(dm.train_set.data["length"])
     print(f"data: {args.data} ({'rendered stand-in, SYNTHETIC' if dm.rendered else 'SVHN'}): "
           f"{n_train} training, {len(dm.test_set)} test images; {args.workers} loader workers",
@@ -174,20 +211,21 @@ def main(argv: list[str] | None = None) -> int:
         torch.cuda.reset_peak_memory_stats()
         sampler.start()
     steps = images = 0
-    wait = measured = 0.0
+    wait = copy = measured = 0.0
     losses = []
     start = time.perf_counter()
-    t_measure = None
+    t_measure = start if args.warmup == 0 else None
     it = iter(loader)
     while steps <= args.warmup + 1 or time.perf_counter() - start < budget:  # 2 timed, at least
         t0 = time.perf_counter()
         try:
             batch = next(it)
-        except StopIteration:
+        except StopIteration:  # an epoch of the stream ends: the persistent workers go on
             it = iter(loader)
             batch = next(it)
-        batch = to_device(batch, device)
         t1 = time.perf_counter()
+        batch = to_device(batch, device)
+        t2 = time.perf_counter()
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             length_logits, digit_logits = step_fn(batch["image"], teacher=batch["digits"])
         loss = model.loss(length_logits.float(), digit_logits.float(), batch["length"],
@@ -196,23 +234,23 @@ def main(argv: list[str] | None = None) -> int:
         loss.backward()
         opt.step()
         steps += 1
+        if t_measure is not None:
+            images += len(batch["length"])
+            wait += t1 - t0
+            copy += t2 - t1
         if steps % 50 == 0 or steps == args.warmup:
-            losses.append((steps, loss.item()))  # syncs: the timing below stays honest
-        if steps == args.warmup:
+            losses.append((steps, loss.item()))  # syncs now and then
+        if steps == args.warmup and t_measure is None:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t_measure = time.perf_counter()
-        elif t_measure is not None:
-            images += len(batch["length"])
-            wait += t1 - t0
     if device.type == "cuda":
         torch.cuda.synchronize()
     sampler.stop.set()
-    if t_measure is not None:
-        measured = time.perf_counter() - t_measure
+    measured = time.perf_counter() - t_measure
     train_ips = images / measured if measured else float("nan")
     acc = test_accuracy(model, dm, device, dtype)
-    util = sampler.samples[2:] or sampler.samples  # the first seconds are start-up
+    util = [u for t, u in sampler.samples if t >= t_measure]  # the timed steps only
     result = {
         "device": torch.cuda.get_device_name()
         if device.type == "cuda"
@@ -237,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         "train_images_per_second": train_ips,
         "loader_images_per_second": loader_ips,
         "data_wait_share": wait / measured if measured else float("nan"),
+        "copy_share": copy / measured if measured else float("nan"),
+        "data_seconds": data_seconds,
         "gpu_utilization_mean": float(np.mean(util)) if util else None,
         "gpu_utilization_samples": len(util),
         "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30
@@ -263,7 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         f"| batch, SGD rate, loader workers | {args.batch}, {args.lr}, {args.workers} |",
         f"| training images/s (after {args.warmup} steps) | {train_ips:,.0f} |",
         f"| data loader alone, images/s | {loader_ips:,.0f} |",
-        f"| time waiting for data | {100 * result['data_wait_share']:.1f}% |",
+        f"| time waiting for the loader, copying to the device | "
+        f"{100 * result['data_wait_share']:.1f}%, {100 * result['copy_share']:.1f}% |",
+        f"| rendering (if needed) and caching the stand-in | {data_seconds:.0f} s |",
         f"| GPU utilisation | {util_text} |",
         f"| steps, epochs in {args.minutes:g} min | {steps:,}, {result['epochs']:.1f} |",
         f"| test sequence accuracy{' (SYNTHETIC)' if dm.rendered else ''} | "

@@ -1,13 +1,13 @@
-"""Pack the GPU check's data: a rendered stand-in's caches, compressed, small enough to carry.
+"""Pack what the GPU check carries to the device: the wheels it needs and SVHN's layouts.
 
-    python experiments/gpu/pack.py --out .gpu/street                    # render, cache, pack
-    python experiments/gpu/pack.py --out .gpu/street --root .data/street-cpu   # an existing one
+    python experiments/gpu/pack.py        # .whl/ (10 wheels, ~8 MiB) and .gpu/labels (~1 MiB)
 
-The GPU machine has no package registry and no Pillow to render with, and a run carries at most
-64 MiB (wheels included), so the stand-in is rendered here (`digitrec-data street`: SVHN's real
-layouts, drawn glyphs: SYNTHETIC), converted to the paper's 64x64 union-box crops
-(digitrec.data.svhn.build_cache) and written as a format-1 root holding only its gzip-compressed
-caches and RENDERED.md. SVHNDataModule reads such a root as it reads any other.
+The H200 image has torch, pytorch_lightning, numpy, h5py, opencv, Pillow, matplotlib and PyYAML
+but no omegaconf or albumentations and no package registry: of ../shared/device/wheels only those
+two and their dependencies are copied (check.py uses no Hydra, MLflow or Optuna at run time).
+The stand-in is rendered on the device from SVHN's real layouts (`svhn/labels/{train,test}.
+json.gz` of DIGITREC_DATA_DIR), so no images are carried: a run carries at most 64 MiB, and
+rendered crops compress to only about 7.9 KB an image.
 """
 
 from __future__ import annotations
@@ -17,64 +17,71 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-import h5py
-
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+# what check.py needs beyond the device's own packages
+WHEELS = ("omegaconf", "antlr4_python3_runtime", "albumentations", "albucore", "pydantic",
+          "pydantic_core", "annotated_types", "typing_inspection", "stringzilla", "simsimd")  # fmt: skip
+CARRY_LIMIT = 64 * 2**20
 
-from digitrec.data import svhn  # noqa: E402
-from digitrec.data.svhn import RENDERED_MARKER  # noqa: E402
+
+def copy_wheels(source: Path, dest: Path) -> list[str]:
+    """The WHEELS of `source` into `dest` (emptied first); their names."""
+    picked = sorted(w for w in source.glob("*.whl") if w.name.split("-")[0].lower() in WHEELS)
+    missing = set(WHEELS) - {w.name.split("-")[0].lower() for w in picked}
+    if missing:
+        raise SystemExit(f"pack.py: {source} lacks the wheels {sorted(missing)}")
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    for w in picked:
+        shutil.copy(w, dest / w.name)
+    return [w.name for w in picked]
 
 
-def compress(src: Path, dst: Path) -> None:
-    """Copy an HDF5 cache with every dataset gzip-compressed (h5py reads it back as is)."""
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    with h5py.File(src, "r") as f, h5py.File(tmp, "w") as g:
-        for key, data in f.items():
-            kwargs = {"compression": "gzip", "compression_opts": 6, "shuffle": True}
-            if data.ndim == 4:
-                kwargs["chunks"] = (min(len(data), 256), *data.shape[1:])
-            g.create_dataset(key, data=data[()], **kwargs)
-        for key, value in f.attrs.items():  # "complete" last, as build_cache writes it
-            if key != "complete":
-                g.attrs[key] = value
-        g.attrs["complete"] = f.attrs["complete"]
-    os.replace(tmp, dst)
+def size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+def tree_size() -> int | None:
+    """Bytes of the working tree the device tool copies (tracked and untracked, not ignored);
+    None outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                             cwd=REPO, capture_output=True, check=True, timeout=30)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    files = {REPO / f for f in out.stdout.decode().split("\0") if f}
+    return sum(f.stat().st_size for f in files if f.is_file())
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--out", type=Path, default=REPO / ".gpu" / "street")
-    p.add_argument("--root", type=Path, help="an already rendered stand-in (default: render one)")
-    p.add_argument("--train", type=int, default=12000, help="training layouts to render")
-    p.add_argument("--test", type=int, default=2000, help="test layouts to render")
+    p.add_argument("--wheels", type=Path, default=REPO.parent / "shared" / "device" / "wheels",
+                   help="the device wheels (../shared/device/wheels)")  # fmt: skip
+    p.add_argument("--whl-out", type=Path, default=REPO / ".whl")
     p.add_argument("--data-dir", type=Path,
                    default=Path(os.environ.get("DIGITREC_DATA_DIR", REPO / ".data")))  # fmt: skip
+    p.add_argument("--out", type=Path, default=REPO / ".gpu", help="labels go to OUT/labels")
     args = p.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        root = args.root
-        if root is None:
-            root = Path(tmp) / "street"
-            labels = args.data_dir / "svhn" / "labels"
-            for split, n in (("train", args.train), ("test", args.test)):
-                cmd = [sys.executable, "-m", "digitrec.data.cli", "street", "--out", str(root),
-                       "--data-dir", str(args.data_dir), "--splits", split]  # fmt: skip
-                cmd += (["--labels", str(labels), "--limit", str(n)]
-                        if (labels / f"{split}.json.gz").is_file() else ["--random", str(n)])  # fmt: skip
-                subprocess.run(cmd, check=True)
-        pre = svhn.Preprocessing()
-        cache = args.out / "cache"
-        cache.mkdir(parents=True, exist_ok=True)
-        for split in ("train", "test"):
-            src = svhn.build_cache(root, split, pre, download=False)
-            compress(src, cache / src.name)
-        shutil.copy(root / RENDERED_MARKER, args.out / RENDERED_MARKER)
-    size = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
-    print(f"packed {args.out}: {size / 2**20:.1f} MiB")
+    names = copy_wheels(args.wheels, args.whl_out)
+    print(f"{len(names)} wheels into {args.whl_out}: {size(args.whl_out) / 2**20:.1f} MiB")
+    labels = args.data_dir / "svhn" / "labels"
+    for split in ("train", "test"):
+        if not (labels / f"{split}.json.gz").is_file():
+            raise SystemExit(f"pack.py: {labels / f'{split}.json.gz'} not found: SVHN's layouts "
+                             "(set DIGITREC_DATA_DIR or --data-dir)")  # fmt: skip
+        (args.out / "labels").mkdir(parents=True, exist_ok=True)
+        shutil.copy(labels / f"{split}.json.gz", args.out / "labels" / f"{split}.json.gz")
+    print(f"SVHN's layouts into {args.out / 'labels'}")
+    tree = tree_size()
+    total = (tree or 0) + size(args.out) + size(args.whl_out)
+    print(f"the device run carries about {total / 2**20:.1f} MiB (limit 64)"
+          + ("" if tree is not None else "; the working tree not counted (no git)"))  # fmt: skip
+    if total > CARRY_LIMIT:
+        print("pack.py: over the device tool's 64 MiB", file=sys.stderr)
+        return 1
     return 0
 
 
