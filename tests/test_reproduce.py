@@ -115,7 +115,9 @@ def test_reproduce_writes_the_report_with_plots_and_run_ids(tmp_path, fake_data_
     assert client.get_run(zombie.run_id).info.status == "KILLED"
     assert f"run {zombie.run_id} of an earlier attempt was left running" in said
     assert len([r for r in runs if r.data.tags.get("sweep") == "true"]) == 3  # no new parent
-    assert client.get_run(parents["depth"].info.run_id).info.status == "FINISHED"
+    parent = client.get_run(parents["depth"].info.run_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["children"] == "4"  # + zombie
+    assert "model.depth" in parent.data.tags["best_params"]  # the first search's keys, not {}
     assert re.search(r"^\| 4 \| – \|", (out / "README.md").read_text(), re.M)
 
     # another recipe over the same folders: refused in one line, nothing run

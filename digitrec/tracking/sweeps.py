@@ -172,9 +172,16 @@ class SweepParentRun(Callback):
             return
         parent_id, self._open = self._open, None
         client = MlflowClient(tracking_uri=str(config.tracking.uri))
-        summary = record_best(client, client.get_run(parent_id), str(config.tracking.objective),
-                              str(config.tracking.get("objective_mode", "max")) == "max",
-                              list(search_space(config)), status=status)  # fmt: skip
+        parent = client.get_run(parent_id)
+        keys = list(search_space(config))
+        if config.tracking.get("sweep_parent"):  # continued: the keys the sweep first searched
+            try:
+                keys = list(json.loads(parent.data.tags.get("search_space", ""))) or keys
+            except ValueError:  # a search space too long for its tag: this run's keys
+                pass
+        summary = record_best(client, parent, str(config.tracking.objective),
+                              str(config.tracking.get("objective_mode", "max")) == "max", keys,
+                              status=status)  # fmt: skip
         if status:
             log.warning("sweep did not complete: %s", summary)
         else:
