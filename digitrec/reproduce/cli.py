@@ -32,7 +32,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from digitrec.reproduce import jobs, paper_table, real_svhn
-from digitrec.tracking import add_uri_argument
+from digitrec.tracking import add_uri_argument, git_commit
 
 REPO = jobs.REPO
 
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fresh:
         sweep_root = sweep_root.with_name(f"{sweep_root.name}-{datetime.now():%Y-%m-%d_%H-%M-%S}")
     start = time.perf_counter()
+    commit = git_commit(REPO)  # now: the report's own plots would make the tree look changed
 
     root, svhn_label = jobs.svhn_source(profile, data_dir, render_dir, args.dry_run)
     svhn = [*profile.svhn.overrides, f"paths.data_dir={data_dir}", f"data.root={root}"]
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     minutes = (time.perf_counter() - start) / 60
     resumed = any(v[1] for v in ran.values())
     ctx = paper_table.Context(name, profile, command, svhn_label, study, uri, parents, minutes,
-                              resumed, real_root, missing)  # fmt: skip
+                              resumed, real_root, missing, commit)  # fmt: skip
     paper_table.report(ctx, client, runs, args.out)
     print(f"wrote {args.out / 'README.md'}, depth.png, coverage.png ({minutes:.1f} min)")
     if missing:

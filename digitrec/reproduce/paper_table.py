@@ -41,6 +41,7 @@ class Context:
     resumed: bool
     real_root: Path | None
     missing: dict[str, list[str]] = field(default_factory=dict)  # sweep → values not finished
+    commit: str = field(default_factory=lambda: git_commit(REPO))  # before anything is written
 
 
 def _pct(value: float | None) -> str:
@@ -158,8 +159,8 @@ def report(ctx: Context, client: MlflowClient, runs: dict[str, list], out: Path)
                  if n_real else "real SVHN test images (none found: the column is empty)")  # fmt: skip
     span = _span(runs)
     ids = ", ".join(f"{k} `{v}`" for k, v in ctx.parents.items() if v)
-    commit = git_commit(REPO)
-    commit = f"{commit[:12]}" + (" with uncommitted changes" if commit.endswith("-dirty") else "")
+    commit = f"{ctx.commit[:12]}" + (" with uncommitted changes" if ctx.commit.endswith("-dirty")
+                                     else "")  # fmt: skip
     hardware = f"{os.cpu_count()} CPU cores" + (
         f" and a {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")  # fmt: skip
     lines = [
