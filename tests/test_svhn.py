@@ -298,19 +298,26 @@ def test_crop_batch_takes_each_images_window():
     assert moved.tolist() == [[1, 0, 5, 5], [0, 0, 5, 5]]
 
 
-def test_paper_svhn_experiment_runs_on_the_rendered_stand_in(rendered, tmp_path):
+@pytest.mark.parametrize("experiment", ["paper_svhn", "paper_svhn_fast"])
+def test_paper_svhn_experiment_runs_on_the_rendered_stand_in(rendered, tmp_path, experiment):
+    """The paper's recipe, and make reproduce-paper's CPU version of it (batch norm, AdamW,
+    a third of the widths, no dropout)."""
     from digitrec.train import train
 
     root, _ = rendered
     cfg = compose_cfg([
-        "experiment=paper_svhn", f"data.root={root}", f"paths.data_dir={tmp_path}",
+        f"experiment={experiment}", f"data.root={root}", f"paths.data_dir={tmp_path}",
         f"tracking.uri=sqlite:///{new_store(tmp_path / 'mlflow.db')}", f"tracking.artifact_root={tmp_path}/art",
         "data.val_size=10", "data.batch_size=8", "data.eval_batch_size=16",
         "+trainer.max_steps=2", "trainer.max_epochs=1", "+trainer.limit_val_batches=1",
         "+trainer.limit_test_batches=1", "trainer.num_sanity_val_steps=0",
         "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
     ], tmp_path)  # fmt: skip
-    assert cfg.model.widths[0] == 48 and cfg.model.in_channels == 3 and cfg.model.height == 54
+    fast = experiment == "paper_svhn_fast"
+    assert cfg.model.widths[0] == (16 if fast else 48) and cfg.model.batch_norm is fast
+    assert (cfg.model.fc_dropout == 0.0) is fast and cfg.model.maxout == 3
+    assert cfg.model.in_channels == 3 and cfg.model.height == 54
+    assert cfg.optimizer._target_.endswith("AdamW" if fast else "SGD")
     metrics = train(cfg)
     assert "test/sequence_accuracy" in metrics and 0 <= metrics["test/sequence_accuracy"] <= 1
     import mlflow

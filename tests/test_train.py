@@ -13,6 +13,7 @@ from digitrec.train import train
 # them on a rendered one
 SVHN_EXPERIMENTS = {
     "paper_svhn",
+    "paper_svhn_fast",
     "photo_reader",
     "localizer",
     "photo_reader_real",
