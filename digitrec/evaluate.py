@@ -66,22 +66,6 @@ def evaluate_suites(model, suites: Iterable[Suite], glyphs: np.ndarray, labels: 
     return out
 
 
-def svhn_crops(root, split: str, image_size: int = 64, expand: float = 0.3, crop: int = 54,
-               max_len: int = 5) -> Sequences:  # fmt: skip
-    """An SVHN format-1 split's ground-truth crops as the paper evaluates them: the union box
-    enlarged by `expand`, resized to `image_size`, the center `crop` window. Cached once per
-    preprocessing (digitrec.data.svhn.build_cache; a read-only root caches under XDG_CACHE_HOME);
-    never downloads."""
-    from digitrec.data import svhn
-    from digitrec.datamodules.svhn import crop_batch
-
-    pre = svhn.Preprocessing(size=image_size, expand=expand, max_len=max_len)
-    d = svhn.load_cache(svhn.build_cache(root, split, pre, download=False, progress=False))
-    n, o = len(d["length"]), (image_size - crop) // 2
-    images, box = crop_batch(d["images"], d["box"], crop, np.full(n, o), np.full(n, o))
-    return Sequences(np.ascontiguousarray(images), d["length"], d["digits"], box)
-
-
 def binomial_se(p: float, n: int) -> float:
     """The standard error of a proportion p measured on n items."""
     return float(np.sqrt(p * (1 - p) / n)) if n else float("nan")

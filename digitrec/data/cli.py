@@ -102,6 +102,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+SVHN_LAYOUTS = {"train": 33402, "test": 13068}  # SVHN format 1's train and test images
+
+
+def street_command(out: Path, split: str, labels: Path | None = None, limit: int = 0,
+                   data_dir: Path | None = None, workers: int | None = None) -> list[str]:  # fmt: skip
+    """The `digitrec-data street` command that renders one split into `out`: SVHN's real layouts
+    when `labels`/<split>.json.gz is there (the first `limit`, 0: all), else `limit` random ones
+    (0: as many as SVHN has)."""
+    cmd = [sys.executable, "-m", "digitrec.data.cli", "street", "--out", str(out)]
+    if data_dir is not None:
+        cmd += ["--data-dir", str(data_dir)]
+    cmd += ["--splits", split]
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
+    if labels is not None and (Path(labels) / f"{split}.json.gz").is_file():
+        return cmd + ["--labels", str(labels)] + (["--limit", str(limit)] if limit else [])
+    return cmd + ["--random", str(limit or SVHN_LAYOUTS[split])]
+
+
 def _street(args, data_dir: Path, splits: list[str]) -> None:
     from digitrec.data import street
     from digitrec.data.fonts import font_files

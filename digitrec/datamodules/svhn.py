@@ -36,6 +36,25 @@ def crop_batch(images: np.ndarray, boxes: np.ndarray, size: int, ox: np.ndarray,
     return out, np.clip(boxes[index] - shift, 0, size)
 
 
+def center_crops(d: dict[str, np.ndarray], crop: int) -> Sequences:
+    """The center `crop` x `crop` window of every cached image (the paper's evaluation crop)."""
+    o, n = (d["images"].shape[1] - crop) // 2, len(d["length"])
+    images, box = crop_batch(d["images"], d["box"], crop, np.full(n, o), np.full(n, o))
+    return Sequences(images, d["length"], d["digits"], box)
+
+
+def ground_truth_crops(root, split: str, image_size: int = 64, expand: float = 0.3,
+                       crop: int = 54, max_len: int = 5) -> Sequences:  # fmt: skip
+    """An SVHN format-1 split's ground-truth crops as the paper evaluates them: the union box
+    enlarged by `expand`, resized to `image_size`, the center `crop` window. Cached once per
+    preprocessing (svhn.build_cache; a read-only root caches under XDG_CACHE_HOME); never
+    downloads."""
+    pre = svhn.Preprocessing(size=image_size, expand=expand, max_len=max_len)
+    d = svhn.load_cache(svhn.build_cache(root, split, pre, download=False, progress=False))
+    s = center_crops(d, crop)
+    return Sequences(np.ascontiguousarray(s.images), s.length, s.digits, s.box)
+
+
 def _to_batch(images: np.ndarray, length, digits, box) -> dict:
     # windows from crop_batch are channels-first in memory: the permute makes them contiguous again
     # (uint8 pixels: normalization, e.g. the paper's mean subtraction, is the model's business)
@@ -213,10 +232,7 @@ class SVHNDataModule(BatchDataModule):
                                        ("test", "test"))]  # fmt: skip
 
     def _center(self, d: dict[str, np.ndarray]) -> Sequences:
-        o = (d["images"].shape[1] - self.crop) // 2
-        n = len(d["length"])
-        images, box = crop_batch(d["images"], d["box"], self.crop, np.full(n, o), np.full(n, o))
-        return Sequences(images, d["length"], d["digits"], box)
+        return center_crops(d, self.crop)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set)

@@ -24,6 +24,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
+from digitrec.data.cli import street_command
 from digitrec.data.download import atomic_write_bytes
 from digitrec.tracking import PARENT_FILE, children_of, record_best
 
@@ -61,12 +62,7 @@ def svhn_source(profile, data_dir: Path, render_dir: Path, dry_run: bool) -> tup
         limits = {"train": int(profile.svhn.get("render_limit") or 0)}
         limits["test"] = int(profile.svhn.get("render_test_limit") or limits["train"])
         for split, limit in limits.items():
-            cmd = [sys.executable, "-m", "digitrec.data.cli", "street", "--out", str(render_dir),
-                   "--data-dir", str(data_dir), "--splits", split]  # fmt: skip
-            if (labels / "train.json.gz").is_file():
-                cmd += ["--labels", str(labels)] + (["--limit", str(limit)] if limit else [])
-            else:
-                cmd += ["--random", str(limit or {"train": 33402, "test": 13068}[split])]
+            cmd = street_command(render_dir, split, labels, limit, data_dir=data_dir)
             if run_command(cmd, dry_run):
                 raise SystemExit(f"digitrec-reproduce: rendering the stand-in's {split} split "
                                  f"into {render_dir} failed")  # fmt: skip

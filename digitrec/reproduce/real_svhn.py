@@ -25,7 +25,8 @@ from mlflow.tracking import MlflowClient
 
 from digitrec import decode
 from digitrec.data.download import atomic_write_bytes
-from digitrec.evaluate import predict, svhn_crops
+from digitrec.datamodules.svhn import ground_truth_crops
+from digitrec.evaluate import predict
 
 PREFIX = "real_svhn"
 CONFIDENCE = "real_svhn_confidence.npz"
@@ -54,9 +55,10 @@ def measure(client: MlflowClient, run, root: Path) -> dict:
     params = run.data.params
     with tempfile.TemporaryDirectory() as tmp:
         model = load_module(_checkpoint(client, run, tmp))
-    seqs = svhn_crops(root, "test", image_size=int(params.get("data.image_size", 64)),
-                      expand=float(params.get("data.expand", 0.3)),
-                      crop=int(params.get("data.crop", 54)), max_len=model.hparams.max_len)  # fmt: skip
+    seqs = ground_truth_crops(root, "test", image_size=int(params.get("data.image_size", 64)),
+                              expand=float(params.get("data.expand", 0.3)),
+                              crop=int(params.get("data.crop", 54)),
+                              max_len=model.hparams.max_len)  # fmt: skip
     decoded, logits = predict(model, seqs.images)
     length, digits = torch.from_numpy(seqs.length), torch.from_numpy(seqs.digits)
     values = decode.metrics(decoded, logits, length, digits)

@@ -17,10 +17,10 @@ with pinned memory) for `--minutes`, and reports:
 - GPU utilisation (nvidia-smi every second, the timed steps only) and peak memory;
 - sequence accuracy on the rendered test split after those minutes (center crops, n stated).
 The figures go to OUT/gpu_check.json and OUT/gpu_check.md. Nothing is downloaded. Plain PyTorch
-around digitrec's own model, loss and data: no Hydra or MLflow at run time; it imports torch,
+around digitrec's own model, loss and data: no Hydra app or MLflow at run time; it imports torch,
 pytorch_lightning, numpy, h5py, opencv, Pillow and matplotlib (the renderer's fonts), tqdm,
-omegaconf and albumentations (with pydantic) — on the H200 image all there but omegaconf and
-albumentations, which experiments/gpu/pack.py copies as wheels.
+hydra (instantiate), omegaconf and albumentations (with pydantic) — on the H200 image all there
+but those three, which experiments/gpu/pack.py copies as wheels.
 """
 
 from __future__ import annotations
@@ -42,10 +42,12 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from hydra.utils import instantiate  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from digitrec import decode  # noqa: E402
+from digitrec.data.cli import street_command  # noqa: E402
 from digitrec.datamodules.svhn import SVHNDataModule  # noqa: E402
 from digitrec.module import DigitReader  # noqa: E402
 
@@ -75,12 +77,7 @@ def render(root: Path, labels: Path | None, train: int, test: int, workers: int)
     if any((root / "cache").glob("test-*.h5")) or (root / "test" / "digitStruct.mat").is_file():
         return
     for split, n in (("train", train), ("test", test)):
-        cmd = [sys.executable, "-m", "digitrec.data.cli", "street", "--out", str(root),
-               "--splits", split, "--workers", str(workers)]  # fmt: skip
-        if labels is not None and (labels / f"{split}.json.gz").is_file():
-            cmd += ["--labels", str(labels)] + (["--limit", str(n)] if n else [])
-        else:
-            cmd += ["--random", str(n or {"train": 33402, "test": 13068}[split])]
+        cmd = street_command(root, split, labels, n, workers=workers)
         start = time.perf_counter()
         subprocess.run(cmd, check=True, cwd=REPO)
         print(f"rendered the {split} split in {time.perf_counter() - start:.0f} s", flush=True)
@@ -96,16 +93,8 @@ def model_config() -> dict:
 
 
 def augmentation():
-    """conf/augmentation/svhn.yaml, built without Hydra."""
-    import albumentations as A
-
-    cfg = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "augmentation" / "svhn.yaml"))
-    steps = []
-    for t in cfg["transforms"]:
-        kind = t.pop("_target_").rsplit(".", 1)[-1]
-        steps.append(getattr(A, kind)(**{k: tuple(v) if isinstance(v, list) else v
-                                         for k, v in t.items()}))  # fmt: skip
-    return A.Compose(steps)
+    """conf/augmentation/svhn.yaml, as digitrec-train builds it."""
+    return instantiate(OmegaConf.load(REPO / "conf" / "augmentation" / "svhn.yaml"))
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
@@ -133,7 +122,7 @@ def loader_rate(loader, seconds: float) -> float:
 def test_accuracy(model, dm, device, dtype) -> dict:
     model.eval()
     s = dm.test_set
-    decoded, correct = [], []
+    correct = []
     for i in range(0, len(s), 1024):
         x = torch.from_numpy(np.ascontiguousarray(s.images[i : i + 1024])).permute(0, 3, 1, 2)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
@@ -142,7 +131,6 @@ def test_accuracy(model, dm, device, dtype) -> dict:
         correct.append(decode.sequence_correct(
             d, torch.from_numpy(s.length[i : i + 1024]).to(device),
             torch.from_numpy(s.digits[i : i + 1024]).to(device)).cpu())  # fmt: skip
-        decoded.append(d)
     model.train()
     c = torch.cat(correct).float()
     return {"sequence_accuracy": c.mean().item(), "n": len(c)}

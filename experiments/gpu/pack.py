@@ -1,10 +1,11 @@
 """Pack what the GPU check carries to the device: the wheels it needs and SVHN's layouts.
 
-    python experiments/gpu/pack.py        # .whl/ (10 wheels, ~8 MiB) and .gpu/labels (~1 MiB)
+    python experiments/gpu/pack.py        # .whl/ (11 wheels, ~8 MiB) and .gpu/labels (~1 MiB)
 
 The H200 image has torch, pytorch_lightning, numpy, h5py, opencv, Pillow, matplotlib and PyYAML
-but no omegaconf or albumentations and no package registry: of ../shared/device/wheels only those
-two and their dependencies are copied (check.py uses no Hydra, MLflow or Optuna at run time).
+but no hydra, omegaconf or albumentations and no package registry: of ../shared/device/wheels
+only those three and their dependencies are copied (check.py uses hydra's instantiate only, and
+no MLflow or Optuna).
 The stand-in is rendered on the device from SVHN's real layouts (`svhn/labels/{train,test}.
 json.gz` of DIGITREC_DATA_DIR), so no images are carried: a run carries at most 64 MiB, and
 rendered crops compress to only about 7.9 KB an image.
@@ -21,8 +22,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 # what check.py needs beyond the device's own packages
-WHEELS = ("omegaconf", "antlr4_python3_runtime", "albumentations", "albucore", "pydantic",
-          "pydantic_core", "annotated_types", "typing_inspection", "stringzilla", "simsimd")  # fmt: skip
+WHEELS = ("hydra_core", "omegaconf", "antlr4_python3_runtime", "albumentations", "albucore",
+          "pydantic", "pydantic_core", "annotated_types", "typing_inspection", "stringzilla", "simsimd")  # fmt: skip
 CARRY_LIMIT = 64 * 2**20
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check as one device command, from the repository root of a copy that carries .whl/
-# and .gpu/ (both made by experiments/gpu/pack.py: omegaconf, albumentations and their
+# and .gpu/ (both made by experiments/gpu/pack.py: hydra-core, omegaconf, albumentations and their
 # dependencies for Python 3.12; SVHN's layouts). Within 8 minutes wall: install ~20 s, rendering
 # and caching the stand-in on the device's cores ~1 min, the loader alone 10 s, training MINUTES
 # (default 5), the test set a few seconds.
