@@ -43,8 +43,16 @@ from digitrec.tracking import (
 
 DEFAULT_OBJECTIVE = "val/sequence_accuracy"
 METRICS = ["test/sequence_accuracy", "test/digit_accuracy", "test/coverage_at_98", "fit_seconds"]
-IGNORED = ("paths.", "tracking.", "hydra.", "ckpt_path", "trainer.enable_", "data.verify",
-           "callbacks.model_checkpoint.dirpath", "threads")  # fmt: skip
+IGNORED = (
+    "paths.",
+    "tracking.",
+    "hydra.",
+    "ckpt_path",
+    "trainer.enable_",
+    "data.verify",
+    "callbacks.model_checkpoint.dirpath",
+    "threads",
+)
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -65,15 +73,20 @@ def resolve(client: MlflowClient, target: str, newest_sweep: bool):
     exp = client.get_experiment_by_name(target)
     if exp is None:
         names = sorted(e.name for e in client.search_experiments())
-        raise CompareError(f"no experiment or run {target!r} in {client.tracking_uri} "
-                           f"(experiments: {', '.join(names) or 'none'})")  # fmt: skip
+        raise CompareError(
+            f"no experiment or run {target!r} in {client.tracking_uri} "
+            f"(experiments: {', '.join(names) or 'none'})"
+        )
     if newest_sweep:
         parent = latest_sweep(client, exp.experiment_id)
         if parent is None:
             raise CompareError(f"experiment {target!r} has no sweep (a `digitrec-train -m` run)")
         return _sweep(client, parent)
-    runs = [r for r in client.search_runs([exp.experiment_id], max_results=50000)
-            if r.data.tags.get("sweep") != "true"]  # fmt: skip
+    runs = [
+        r
+        for r in client.search_runs([exp.experiment_id], max_results=50000)
+        if r.data.tags.get("sweep") != "true"
+    ]
     return f"experiment {target}", runs, DEFAULT_OBJECTIVE, True
 
 
@@ -101,8 +114,9 @@ def suite_columns(runs) -> list[str]:
     return [f"suite/{n}/sequence_accuracy" for n in names]
 
 
-def table(runs, objective: str, maximize: bool, extra: list[str] = (),
-          plain: bool = False) -> tuple[list[str], list[list[str]]]:  # fmt: skip
+def table(
+    runs, objective: str, maximize: bool, extra: list[str] = (), plain: bool = False
+) -> tuple[list[str], list[list[str]]]:
     """Header and rows, best first; runs without the objective (failed, running) last.
     `plain` runs (given by id, not a sweep) show their name and their overrides instead of
     the parameters that vary."""
@@ -124,12 +138,20 @@ def table(runs, objective: str, maximize: bool, extra: list[str] = (),
     rows = []
     for i, run in enumerate(runs, 1):
         values = [_fmt(run.data.metrics.get(m)) for m in metrics]
-        row = [str(i), run.info.run_id, run.info.status, *values,
-               *(_short(run.data.params.get(p, "")) for p in params)]  # fmt: skip
+        row = [
+            str(i),
+            run.info.run_id,
+            run.info.status,
+            *values,
+            *(_short(run.data.params.get(p, "")) for p in params),
+        ]
         if plain:
             row[2:2] = [run.info.run_name or ""]
-            row.append(" ".join(f"{k}={v}" for k, v in run_overrides(run).items()
-                                if not k.startswith(IGNORED)))  # fmt: skip
+            row.append(
+                " ".join(
+                    f"{k}={v}" for k, v in run_overrides(run).items() if not k.startswith(IGNORED)
+                )
+            )
         rows.append(row)
     return header, rows
 
@@ -159,8 +181,10 @@ def render(header: list[str], rows: list[list[str]], style: str) -> str:
         return "\n".join(lines) + "\n"
     shown = [[c[:8] if j == 1 else c for j, c in enumerate(r)] for r in rows]  # short run ids
     widths = [max(len(str(x)) for x in col) for col in zip(header, *shown, strict=True)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-             for r in [header, *shown]]  # fmt: skip
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [header, *shown]
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -175,23 +199,37 @@ def best_checkpoint(client: MlflowClient, run) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="digitrec-compare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("targets", nargs="+", metavar="TARGET",
-                        help="MLflow experiment name or sweep parent run id")  # fmt: skip
-    parser.add_argument("--latest-sweep", action="store_true",
-                        help="an experiment's latest sweep instead of all its runs")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="digitrec-compare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "targets", nargs="+", metavar="TARGET", help="MLflow experiment name or sweep parent run id"
+    )
+    parser.add_argument(
+        "--latest-sweep",
+        action="store_true",
+        help="an experiment's latest sweep instead of all its runs",
+    )
     parser.add_argument("--objective", help="sort by this metric (default: the sweep's objective)")
     parser.add_argument("--min", action="store_true", help="lower objective is better")
-    parser.add_argument("--metric", action="append", default=[],
-                        help="another metric column (repeatable)")  # fmt: skip
+    parser.add_argument(
+        "--metric", action="append", default=[], help="another metric column (repeatable)"
+    )
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--csv", action="store_const", const="csv", dest="style")
     group.add_argument("--markdown", action="store_const", const="markdown", dest="style")
-    parser.add_argument("--register", metavar="NAME",
-                        help="register the best run's model as NAME in the Model Registry")  # fmt: skip
-    parser.add_argument("--alias", default="champion",
-                        help="the alias --register points at the new version (champion)")  # fmt: skip
+    parser.add_argument(
+        "--register",
+        metavar="NAME",
+        help="register the best run's model as NAME in the Model Registry",
+    )
+    parser.add_argument(
+        "--alias",
+        default="champion",
+        help="the alias --register points at the new version (champion)",
+    )
     add_uri_argument(parser)
     args = parser.parse_args(argv)
     try:
@@ -211,36 +249,55 @@ def main(argv: list[str] | None = None) -> int:
         else:
             resolved.append([target, title, runs, objective, maximize])
     if args.register and len(resolved) != 1:
-        print(f"digitrec-compare: --register takes one target (a sweep, an experiment or run "
-              f"ids), got {len(resolved)}", file=sys.stderr)  # fmt: skip
+        print(
+            f"digitrec-compare: --register takes one target (a sweep, an experiment or run "
+            f"ids), got {len(resolved)}",
+            file=sys.stderr,
+        )
         return 1
     tables = []
     for target, title, runs, objective, maximize in resolved:
         objective, maximize = args.objective or objective, maximize and not args.min
-        tables.append((target, title, runs, objective, maximize,
-                       *table(runs, objective, maximize, args.metric, title == "runs")))  # fmt: skip
+        tables.append(
+            (
+                target,
+                title,
+                runs,
+                objective,
+                maximize,
+                *table(runs, objective, maximize, args.metric, title == "runs"),
+            )
+        )
     if args.style == "csv":  # one CSV: the target as the first column, the union of the columns
         columns = ["target"] + list(dict.fromkeys(c for t in tables for c in t[5]))
-        rows = [[t[0]] + [dict(zip(t[5], r, strict=True)).get(c, "") for c in columns[1:]]
-                for t in tables for r in t[6]]  # fmt: skip
+        rows = [
+            [t[0]] + [dict(zip(t[5], r, strict=True)).get(c, "") for c in columns[1:]]
+            for t in tables
+            for r in t[6]
+        ]
         sys.stdout.write(render(columns, rows, "csv"))
     else:
         for n, (_, title, runs, objective, maximize, header, rows) in enumerate(tables):
             mark = "## " if args.style == "markdown" else ""
-            print(f"{chr(10) if n else ''}{mark}{title}: {len(runs)} runs, sorted by {objective} "
-                  f"({'max' if maximize else 'min'})\n")  # fmt: skip
+            print(
+                f"{chr(10) if n else ''}{mark}{title}: {len(runs)} runs, sorted by {objective} "
+                f"({'max' if maximize else 'min'})\n"
+            )
             sys.stdout.write(render(header, rows, args.style or "text"))
             best = best_run(runs, objective, maximize)
             if best is not None:
-                print(f"\nbest run {best.info.run_id}: {objective} = "
-                      f"{best.data.metrics[objective]:.4f}")  # fmt: skip
+                print(
+                    f"\nbest run {best.info.run_id}: {objective} = "
+                    f"{best.data.metrics[objective]:.4f}"
+                )
                 print(f"best checkpoint: {best_checkpoint(client, best)}")
     if not args.register:
         return 0
     _, _, runs, objective, maximize, *_ = tables[0]
     out = sys.stderr if args.style == "csv" else sys.stdout  # the CSV stays a CSV
-    return register(client, best_run(runs, objective, maximize), objective, args.register,
-                    args.alias, out)  # fmt: skip
+    return register(
+        client, best_run(runs, objective, maximize), objective, args.register, args.alias, out
+    )
 
 
 def register(client: MlflowClient, best, objective: str, name: str, alias: str, out) -> int:
@@ -250,18 +307,28 @@ def register(client: MlflowClient, best, objective: str, name: str, alias: str, 
         return 1
     run_id = best.info.run_id
     try:
-        version = register_model(client, best, name, alias,
-                                 tags={objective: str(best.data.metrics[objective])})  # fmt: skip
+        version = register_model(
+            client, best, name, alias, tags={objective: str(best.data.metrics[objective])}
+        )
     except MlflowException as e:
-        print(f"digitrec-compare: cannot register runs:/{run_id}/model as {name}: "
-              f"{str(e).splitlines()[0]}", file=sys.stderr)  # fmt: skip
+        print(
+            f"digitrec-compare: cannot register runs:/{run_id}/model as {name}: "
+            f"{str(e).splitlines()[0]}",
+            file=sys.stderr,
+        )
         return 1
     if version is None:
-        print(f"digitrec-compare: best run {run_id} has no logged model (runs:/{run_id}/model); "
-              "nothing registered", file=sys.stderr)  # fmt: skip
+        print(
+            f"digitrec-compare: best run {run_id} has no logged model (runs:/{run_id}/model); "
+            "nothing registered",
+            file=sys.stderr,
+        )
         return 1
-    print(f"registered runs:/{run_id}/model as {name} version {version.version}, alias "
-          f"@{alias}: models:/{name}@{alias}", file=out)  # fmt: skip
+    print(
+        f"registered runs:/{run_id}/model as {name} version {version.version}, alias "
+        f"@{alias}: models:/{name}@{alias}",
+        file=out,
+    )
     return 0
 
 

@@ -40,12 +40,20 @@ def _is_number(v: Any) -> bool:
 
 
 def integer(low: int, label: str, nullable: bool = False) -> Rule:
-    return Rule(label, f"an integer >= {low}" + (" or null" if nullable else ""),
-                lambda v: (nullable and v is None) or (_is_int(v) and v >= low))  # fmt: skip
+    return Rule(
+        label,
+        f"an integer >= {low}" + (" or null" if nullable else ""),
+        lambda v: (nullable and v is None) or (_is_int(v) and v >= low),
+    )
 
 
-def number(label: str, low: float = 0.0, high: float | None = None, low_open: bool = False,
-           high_open: bool = True) -> Rule:  # fmt: skip
+def number(
+    label: str,
+    low: float = 0.0,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = True,
+) -> Rule:
     bounds = f"{'>' if low_open else '>='} {low:g}"
     if high is not None:
         bounds += f" and {'<' if high_open else '<='} {high:g}"
@@ -64,13 +72,19 @@ def choice(label: str, *options: Any) -> Rule:
 
 
 def int_list(label: str, low: int = 1) -> Rule:
-    return Rule(label, f"a non-empty list of integers >= {low}",
-                lambda v: isinstance(v, list) and bool(v) and all(_is_int(x) and x >= low for x in v))  # fmt: skip
+    return Rule(
+        label,
+        f"a non-empty list of integers >= {low}",
+        lambda v: isinstance(v, list) and bool(v) and all(_is_int(x) and x >= low for x in v),
+    )
 
 
 def _checkpoint(label: str) -> Rule:
-    return Rule(label, "null or an existing checkpoint file",
-                lambda v: v is None or (isinstance(v, str) and Path(v).is_file()))  # fmt: skip
+    return Rule(
+        label,
+        "null or an existing checkpoint file",
+        lambda v: v is None or (isinstance(v, str) and Path(v).is_file()),
+    )
 
 
 # key → rule; a key the composed config lacks (another datamodule or model) is skipped
@@ -112,7 +126,7 @@ RULES: dict[str, Rule] = {
         "number of epochs",
         "an integer >= 1, -1 (no limit) or null",
         lambda v: v is None or v == -1 or (_is_int(v) and v >= 1),
-    ),  # fmt: skip
+    ),
     "trainer.log_every_n_steps": integer(1, "logging interval"),
     "trainer.accumulate_grad_batches": integer(1, "gradient accumulation"),
     "tracking.objective_mode": choice("objective mode", "max", "min"),
@@ -142,8 +156,12 @@ def resolved(cfg: DictConfig) -> dict:
     does not resolve (a missing environment variable, a typo in ${...}) is a ConfigError."""
     keys = [k for k in cfg if k != "hydra"]
     try:
-        return {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k])
-                else cfg[k] for k in keys}  # fmt: skip
+        return {
+            k: OmegaConf.to_container(cfg[k], resolve=True)
+            if OmegaConf.is_config(cfg[k])
+            else cfg[k]
+            for k in keys
+        }
     except Exception as e:  # omegaconf's interpolation and missing-value errors
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"Invalid config: {first}") from None
@@ -161,5 +179,7 @@ def check(cfg: DictConfig) -> None:
     data = values.get("data") or {}
     low, high = data.get("min_len"), data.get("max_len")
     if _is_int(low) and _is_int(high) and low > high:
-        raise ConfigError(f"Invalid number lengths: data.min_len={low} > data.max_len={high}, "
-                          "expected min_len <= max_len")  # fmt: skip
+        raise ConfigError(
+            f"Invalid number lengths: data.min_len={low} > data.max_len={high}, "
+            "expected min_len <= max_len"
+        )

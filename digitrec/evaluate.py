@@ -33,8 +33,9 @@ def predict(model, images: np.ndarray, batch_size: int = 500):
             logits.append(digit_logits.float())
     finally:
         model.train(was_training)
-    joined = decode.Decoded(*(torch.cat([getattr(d, f) for d in decoded])
-                              for f in ("length", "digits", "confidence")))  # fmt: skip
+    joined = decode.Decoded(
+        *(torch.cat([getattr(d, f) for d in decoded]) for f in ("length", "digits", "confidence"))
+    )
     return joined, torch.cat(logits)
 
 
@@ -56,8 +57,9 @@ def suite_base(spec: SequenceSpec) -> SequenceSpec:
     return SequenceSpec(max_len=spec.max_len, height=spec.height, width=spec.width, gap=(1, 4))
 
 
-def evaluate_suites(model, suites: Iterable[Suite], glyphs: np.ndarray, labels: np.ndarray,
-                    batch_size: int = 500) -> dict[str, float]:  # fmt: skip
+def evaluate_suites(
+    model, suites: Iterable[Suite], glyphs: np.ndarray, labels: np.ndarray, batch_size: int = 500
+) -> dict[str, float]:
     """`suite/<name>/<metric>` for every suite, each built from `glyphs` (the test split)."""
     out = {}
     for suite in suites:

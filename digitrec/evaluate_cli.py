@@ -71,14 +71,19 @@ def load_reader(path: str):
     try:
         model = load_module(checkpoint)
     except FileNotFoundError:
-        raise UsageError(f"{path}: no such checkpoint (expected a DigitReader checkpoint, "
-                         "e.g. a run's best.ckpt)") from None  # fmt: skip
+        raise UsageError(
+            f"{path}: no such checkpoint (expected a DigitReader checkpoint, "
+            "e.g. a run's best.ckpt)"
+        ) from None
     except Exception as e:  # not a checkpoint, or weights that do not fit its hyperparameters
-        raise UsageError(f"{path}: not a DigitReader checkpoint ({type(e).__name__}: "
-                         f"{_one_line(e)[:300]})") from None  # fmt: skip
+        raise UsageError(
+            f"{path}: not a DigitReader checkpoint ({type(e).__name__}: {_one_line(e)[:300]})"
+        ) from None
     if not isinstance(model, DigitReader):
-        raise UsageError(f"{path}: a {type(model).__name__} (localizer) checkpoint; expected a "
-                         "DigitReader checkpoint (a number reader)")  # fmt: skip
+        raise UsageError(
+            f"{path}: a {type(model).__name__} (localizer) checkpoint; expected a "
+            "DigitReader checkpoint (a number reader)"
+        )
     return model
 
 
@@ -100,8 +105,9 @@ def suite_names(requested: list[str]) -> list[str]:
         elif name in available:
             names.append(name)
         else:
-            raise UsageError(f"--suite {name}: no such suite; available: all, "
-                             + ", ".join(available))  # fmt: skip
+            raise UsageError(
+                f"--suite {name}: no such suite; available: all, " + ", ".join(available)
+            )
     return list(dict.fromkeys(names))
 
 
@@ -113,9 +119,11 @@ def load_suites(names: list[str], model):
 
     channels, height, width = input_shape(model)
     if channels != 1:
-        raise UsageError(f"--suite: the reader reads {channels}-channel {height}x{width} images "
-                         "(an SVHN reader); suites are gray synthetic numbers, for readers "
-                         "trained on data=mnist_seq or notmnist_seq")  # fmt: skip
+        raise UsageError(
+            f"--suite: the reader reads {channels}-channel {height}x{width} images "
+            "(an SVHN reader); suites are gray synthetic numbers, for readers "
+            "trained on data=mnist_seq or notmnist_seq"
+        )
     base = suite_base(SequenceSpec(max_len=model.net.max_len, height=height, width=width))
     out = []
     for name in names:
@@ -136,8 +144,9 @@ def load_glyphs(source: str, data_dir: Path, verify: bool) -> tuple[np.ndarray, 
         data = loader(data_dir, download=True, verify=verify)
     except Exception as e:  # missing and not downloadable, checksum mismatch, corrupt files
         hint = " (--no-verify accepts your own files)" if isinstance(e, ChecksumError) else ""
-        raise UsageError(f"--glyphs {source} (--data-dir {data_dir}): {_one_line(e)}{hint}"
-                         ) from None  # fmt: skip
+        raise UsageError(
+            f"--glyphs {source} (--data-dir {data_dir}): {_one_line(e)}{hint}"
+        ) from None
     return data["test_images"], data["test_labels"]
 
 
@@ -147,19 +156,34 @@ def _round(values: dict[str, float]) -> dict:
 
 def suite_record(name: str, values: dict[str, float]) -> dict:
     """One suite's JSON line: name, size, the run's metrics, then accuracy per length."""
-    lengths = sorted((k for k in values if k.startswith("sequence_accuracy_len")),
-                     key=lambda k: int(k.removeprefix("sequence_accuracy_len")))  # fmt: skip
-    return {"suite": name, "n": int(values["n"]),
-            **_round({k: values[k] for k in (*METRICS, *lengths) if k in values})}  # fmt: skip
+    lengths = sorted(
+        (k for k in values if k.startswith("sequence_accuracy_len")),
+        key=lambda k: int(k.removeprefix("sequence_accuracy_len")),
+    )
+    return {
+        "suite": name,
+        "n": int(values["n"]),
+        **_round({k: values[k] for k in (*METRICS, *lengths) if k in values}),
+    }
 
 
 def suite_table(records: list[dict]) -> str:
     """The suites' figures as a fixed-width table (accuracies in %)."""
-    lengths = sorted({int(k.removeprefix("sequence_accuracy_len")) for r in records for k in r
-                      if k.startswith("sequence_accuracy_len")})  # fmt: skip
-    columns = [("seq %", "sequence_accuracy"), ("digit %", "digit_accuracy"),
-               ("length %", "length_accuracy"), ("cov98 %", "coverage_at_98"),
-               *((f"len{k} %", f"sequence_accuracy_len{k}") for k in lengths)]  # fmt: skip
+    lengths = sorted(
+        {
+            int(k.removeprefix("sequence_accuracy_len"))
+            for r in records
+            for k in r
+            if k.startswith("sequence_accuracy_len")
+        }
+    )
+    columns = [
+        ("seq %", "sequence_accuracy"),
+        ("digit %", "digit_accuracy"),
+        ("length %", "length_accuracy"),
+        ("cov98 %", "coverage_at_98"),
+        *((f"len{k} %", f"sequence_accuracy_len{k}") for k in lengths),
+    ]
     width = max(5, *(len(r["suite"]) for r in records))
     lines = [f"{'suite':<{width}} {'n':>6} " + " ".join(f"{c:>8}" for c, _ in columns)]
     for r in records:
@@ -173,8 +197,9 @@ def run_suites(model, suites, glyphs, labels, batch_size: int) -> None:
 
     records = []
     for suite in suites:
-        records.append(suite_record(suite.name,
-                                    score(model, suite.build(glyphs, labels), batch_size)))  # fmt: skip
+        records.append(
+            suite_record(suite.name, score(model, suite.build(glyphs, labels), batch_size))
+        )
         _emit(records[-1])
     print(suite_table(records), file=sys.stderr, flush=True)
 
@@ -194,8 +219,9 @@ def read_labels(folder: Path, extra: tuple[str, ...] = ()) -> list[tuple[str, ..
         raise UsageError(f"{path}: cannot read it ({_one_line(e)}); {expected}") from None
     header = [c.strip().lower() for c in rows[0]] if rows else []
     if not set(HEADER) <= set(header):
-        raise UsageError(f"{path}: {expected} (other columns allowed), got "
-                         f"{','.join(header) or 'an empty file'}")  # fmt: skip
+        raise UsageError(
+            f"{path}: {expected} (other columns allowed), got {','.join(header) or 'an empty file'}"
+        )
     columns = [header.index(c) if c in header else None for c in (*HEADER, *extra)]
     width = max(c for c in columns if c is not None) + 1
     out = []
@@ -236,8 +262,14 @@ def run_folder(model, folder: Path, batch_size: int) -> int:
             decoded, logits = predict(model, np.stack(images), batch_size)
             numbers = [r["number"] for r in pending if "image" in r]
             results.append((decoded, logits, numbers))
-            readings = iter(zip(decoded.digits.numpy(), decoded.length.numpy(),
-                                decoded.confidence.numpy(), strict=True))  # fmt: skip
+            readings = iter(
+                zip(
+                    decoded.digits.numpy(),
+                    decoded.length.numpy(),
+                    decoded.confidence.numpy(),
+                    strict=True,
+                )
+            )
         for r in pending:
             if "error" in r:
                 _emit({"file": r["file"], "error": r["error"]})
@@ -245,9 +277,15 @@ def run_folder(model, folder: Path, batch_size: int) -> int:
                 continue
             digits, length, confidence = next(readings)
             predicted = labels_to_string(digits, int(length))
-            _emit({"file": r["file"], "number": r["number"], "predicted": predicted,
-                   "confidence": round(float(confidence), 4),
-                   "correct": predicted == r["number"]})  # fmt: skip
+            _emit(
+                {
+                    "file": r["file"],
+                    "number": r["number"],
+                    "predicted": predicted,
+                    "confidence": round(float(confidence), 4),
+                    "correct": predicted == r["number"],
+                }
+            )
         pending.clear()
 
     pending: list[dict] = []
@@ -259,8 +297,9 @@ def run_folder(model, folder: Path, batch_size: int) -> int:
         except (ImageError, ValueError) as e:  # missing, corrupt, outside the folder, bad label
             record["error"] = _one_line(e)
         except Exception as e:  # e.g. PIL's decompression-bomb guard: this file only
-            record["error"] = (f"{folder / file}: not a readable image "
-                               f"({type(e).__name__}: {_one_line(e)})")  # fmt: skip
+            record["error"] = (
+                f"{folder / file}: not a readable image ({type(e).__name__}: {_one_line(e)})"
+            )
         errors += "error" in record
         pending.append(record)
         if sum("image" in r for r in pending) >= batch_size:
@@ -270,8 +309,12 @@ def run_folder(model, folder: Path, batch_size: int) -> int:
     read = len(rows) - errors
     totals = {"total": True, "files": len(rows), "read": read, "errors": errors, "n": read}
     if results:
-        decoded = decode.Decoded(*(torch.cat([getattr(d, f) for d, _, _ in results])
-                                   for f in ("length", "digits", "confidence")))  # fmt: skip
+        decoded = decode.Decoded(
+            *(
+                torch.cat([getattr(d, f) for d, _, _ in results])
+                for f in ("length", "digits", "confidence")
+            )
+        )
         logits = torch.cat([lg for _, lg, _ in results])
         numbers = [n for _, _, ns in results for n in ns]
         length = torch.tensor([len(n) for n in numbers])
@@ -292,21 +335,43 @@ def parser() -> argparse.ArgumentParser:
     from digitrec.data import suites
     from digitrec.data.mnist import data_dir_from_env
 
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("checkpoint", help="a DigitReader checkpoint (a run's best.ckpt)")
-    p.add_argument("--suite", action="append", default=[], metavar="NAME",
-                   help="an evaluation suite (conf/eval/<NAME>.yaml; repeatable; all: every "
-                        f"one): {', '.join(suites.available())}")  # fmt: skip
-    p.add_argument("--folder", default=None, metavar="DIR",
-                   help="images listed in DIR/labels.csv (header file,number)")  # fmt: skip
-    p.add_argument("--data-dir", type=Path, default=data_dir_from_env(), metavar="DIR",
-                   help="where the suites' glyphs are (or are downloaded to); default "
-                        "$DIGITREC_DATA_DIR or ./.data")  # fmt: skip
-    p.add_argument("--glyphs", choices=("mnist", "notmnist"), default="mnist",
-                   help="the suites' glyph source (its test split); default mnist")  # fmt: skip
-    p.add_argument("--no-verify", action="store_true",
-                   help="accept glyph files whose checksums are not the official ones")  # fmt: skip
+    p.add_argument(
+        "--suite",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="an evaluation suite (conf/eval/<NAME>.yaml; repeatable; all: every "
+        f"one): {', '.join(suites.available())}",
+    )
+    p.add_argument(
+        "--folder",
+        default=None,
+        metavar="DIR",
+        help="images listed in DIR/labels.csv (header file,number)",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=data_dir_from_env(),
+        metavar="DIR",
+        help="where the suites' glyphs are (or are downloaded to); default "
+        "$DIGITREC_DATA_DIR or ./.data",
+    )
+    p.add_argument(
+        "--glyphs",
+        choices=("mnist", "notmnist"),
+        default="mnist",
+        help="the suites' glyph source (its test split); default mnist",
+    )
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="accept glyph files whose checksums are not the official ones",
+    )
     p.add_argument("--batch-size", type=int, default=500, help="images per forward pass")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     return p

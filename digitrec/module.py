@@ -114,8 +114,12 @@ class DigitReader(_Trainable):
         """-log P(number | image) averaged over the batch: length term + one term per position."""
         B = len(length)
         smooth = self.hparams.get("label_smoothing", 0.0) if self.training else 0.0
-        loss = F.cross_entropy(length_logits, length.clamp(max=self.max_len + 1), reduction="sum",
-                               label_smoothing=smooth)  # fmt: skip
+        loss = F.cross_entropy(
+            length_logits,
+            length.clamp(max=self.max_len + 1),
+            reduction="sum",
+            label_smoothing=smooth,
+        )
         if self.hparams.loss == "blank":
             digits = torch.where(digits >= 0, digits, torch.full_like(digits, 10))
         loss = loss + F.cross_entropy(
@@ -180,13 +184,20 @@ class BoxLocalizer(_Trainable):
     """Trains and evaluates a BoxNet: `l1_weight` x L1 + `giou_weight` x (1 - GIoU) on normalized
     union boxes; metrics mean IoU and the fraction of boxes with IoU >= 0.5 (`iou50`)."""
 
-    def __init__(self, l1_weight: float = 5.0, giou_weight: float = 2.0,
-                 optimizer: partial | None = None, scheduler: partial | None = None,
-                 **net: Any):  # fmt: skip
+    def __init__(
+        self,
+        l1_weight: float = 5.0,
+        giou_weight: float = 2.0,
+        optimizer: partial | None = None,
+        scheduler: partial | None = None,
+        **net: Any,
+    ):
         super().__init__(optimizer, scheduler)
         if l1_weight < 0 or giou_weight < 0 or l1_weight + giou_weight == 0:
-            raise ValueError(f"model.l1_weight={l1_weight}, model.giou_weight={giou_weight}: "
-                             "expected non-negative weights, not both 0")  # fmt: skip
+            raise ValueError(
+                f"model.l1_weight={l1_weight}, model.giou_weight={giou_weight}: "
+                "expected non-negative weights, not both 0"
+            )
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         self.net = BoxNet(**net)
 
@@ -213,8 +224,11 @@ class BoxLocalizer(_Trainable):
             return
         pred, target = torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
         iou = box_iou(pred, target)
-        values = {"loss": float(self.loss(pred, target)), "mean_iou": float(iou.mean()),
-                  "iou50": float((iou >= 0.5).float().mean())}  # fmt: skip
+        values = {
+            "loss": float(self.loss(pred, target)),
+            "mean_iou": float(iou.mean()),
+            "iou50": float((iou >= 0.5).float().mean()),
+        }
         if stage == "test":
             self.test_predictions = {"box": pred, "target": target, "iou": iou}
         self.log_dict({f"{stage}/{k}": v for k, v in values.items()}, sync_dist=True)

@@ -29,16 +29,23 @@ def prediction_grid(
     picks += wrong[:n_wrong]
     rows = -(-len(picks) // cols)
     h, w = images.shape[-2:]
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * max(1.8, 2.6 * w / max(w, 2 * h)), rows * 1.1 + 0.4),
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(cols * max(1.8, 2.6 * w / max(w, 2 * h)), rows * 1.1 + 0.4),
+        squeeze=False,
+    )
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, picks, strict=False):
         image = images[i].squeeze()
         ax.imshow(image if image.ndim == 3 else image, cmap=None if image.ndim == 3 else "gray")
         ok = pred[i] == true[i]
-        ax.set_title(f"{pred[i] or '∅'} ({confidence[i]:.2f}) / {true[i]}", fontsize=8,
-                     color="black" if ok else "red")  # fmt: skip
+        ax.set_title(
+            f"{pred[i] or '∅'} ({confidence[i]:.2f}) / {true[i]}",
+            fontsize=8,
+            color="black" if ok else "red",
+        )
     fig.suptitle("predicted (confidence) / true — mistakes in red", fontsize=9)
     return _save(fig, Path(path), dpi=100)
 
@@ -70,8 +77,15 @@ def _save(fig, path: Path, dpi: float | None = None) -> Path:
     return path
 
 
-def box_grid(images: np.ndarray, true: np.ndarray, pred: np.ndarray, iou: np.ndarray,
-             path: str | Path, n: int = 24, cols: int = 6) -> Path:  # fmt: skip
+def box_grid(
+    images: np.ndarray,
+    true: np.ndarray,
+    pred: np.ndarray,
+    iou: np.ndarray,
+    path: str | Path,
+    n: int = 24,
+    cols: int = 6,
+) -> Path:
     """A PNG of scenes (N, 3, H, W) with the true union box (green) and the predicted one (red),
     titled with their IoU: the first ones, then up to a quarter of the grid of misses
     (IoU < 0.5). Boxes are normalized x0, y0, x1, y1."""

@@ -72,8 +72,9 @@ def _build(cfg: DictConfig):
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     datamodule = instantiate(cfg.data, augmentation=instantiate(cfg.augmentation))
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    model = instantiate(cfg.model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
-                        _convert_="all")  # fmt: skip
+    model = instantiate(
+        cfg.model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler, _convert_="all"
+    )
     if cfg.get("init_from"):
         init_weights(model, cfg.init_from)
     return datamodule, model
@@ -99,15 +100,19 @@ def load_checkpoint(path: str, key: str, needs: tuple[str, ...] = ("state_dict",
     if not Path(path).is_file():
         raise FileNotFoundError(f"{key}={path}: no such checkpoint file")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True,
-                           mmap=zipfile.is_zipfile(path))  # fmt: skip
+        state = torch.load(
+            path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
+        )
     except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, zipfile.BadZipFile) as e:
-        raise CheckpointError(f"{key}={path}: not a readable PyTorch checkpoint "
-                              f"({_checkpoint_problem(e)})") from e  # fmt: skip
+        raise CheckpointError(
+            f"{key}={path}: not a readable PyTorch checkpoint ({_checkpoint_problem(e)})"
+        ) from e
     missing = [k for k in needs if k not in state] if isinstance(state, dict) else list(needs)
     if missing:
-        raise CheckpointError(f"{key}={path}: not a Lightning checkpoint (no {missing[0]!r} in "
-                              f"it); save one with Lightning's Trainer or ModelCheckpoint")  # fmt: skip
+        raise CheckpointError(
+            f"{key}={path}: not a Lightning checkpoint (no {missing[0]!r} in "
+            f"it); save one with Lightning's Trainer or ModelCheckpoint"
+        )
     return state
 
 
@@ -131,17 +136,22 @@ def init_weights(model: pl.LightningModule, path: str) -> None:
         model.load_state_dict(state["state_dict"])
     except (KeyError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"init_from={path}: its weights do not fit this model ({first}); "
-                              "use the same model config it was trained with") from None  # fmt: skip
+        raise CheckpointError(
+            f"init_from={path}: its weights do not fit this model ({first}); "
+            "use the same model config it was trained with"
+        ) from None
 
 
 def _fit_and_test(cfg, model, datamodule, callbacks, **trainer_kwargs):
     """Fit, then test on the best checkpoint (the last weights when there is none).
     Returns the trainer, the last validation and the test metrics, the best checkpoint's path
     ("" if none) and the fit's seconds."""
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks,
-                                      default_root_dir=str(cfg.paths.output_dir),
-                                      **trainer_kwargs)  # fmt: skip
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        default_root_dir=str(cfg.paths.output_dir),
+        **trainer_kwargs,
+    )
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     fit_seconds = time.perf_counter() - start
@@ -202,8 +212,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         datamodule, model = _build(cfg)
         suites = _suites(cfg, datamodule)
         cost = model.net.cost()  # parameters and multiply-adds per image
-        log.info("model: %s parameters, %s multiply-adds per image",
-                 f"{cost['parameters']:,}", f"{cost['macs_per_image']:,}")  # fmt: skip
+        log.info(
+            "model: %s parameters, %s multiply-adds per image",
+            f"{cost['parameters']:,}",
+            f"{cost['macs_per_image']:,}",
+        )
         if tracker.resumed:
             tracker.set_tag("resumed_from", cfg.ckpt_path)
         else:
@@ -218,8 +231,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         )
         if suites:  # after the test set, on the same (best) weights
             data = datamodule.load_glyphs()
-            suite_metrics = evaluate_suites(model, suites, data["test_images"],
-                                            data["test_labels"], datamodule.eval_batch_size)  # fmt: skip
+            suite_metrics = evaluate_suites(
+                model, suites, data["test_images"], data["test_labels"], datamodule.eval_batch_size
+            )
             tracker.log_metrics(suite_metrics, step=trainer.global_step)
             tracker.log_datasets(lambda: datamodule.describe_suites(suites))
             metrics.update(suite_metrics)
@@ -238,9 +252,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
             tracker.set_tag("best_checkpoint", Path(best).resolve())
         if model.test_predictions and isinstance(model, BoxLocalizer):
             p = model.test_predictions
-            tracker.log_artifact(box_grid(datamodule.test_set.images, p["target"].numpy(),
-                                          p["box"].numpy(), p["iou"].numpy(),
-                                          output_dir / "test_boxes.png"))  # fmt: skip
+            tracker.log_artifact(
+                box_grid(
+                    datamodule.test_set.images,
+                    p["target"].numpy(),
+                    p["box"].numpy(),
+                    p["iou"].numpy(),
+                    output_dir / "test_boxes.png",
+                )
+            )
         elif model.test_predictions:
             grid = _prediction_grid(model, datamodule, output_dir / "test_predictions.png")
             tracker.log_artifact(grid)
@@ -262,8 +282,9 @@ def _train_worker(cfg: DictConfig) -> dict[str, float]:
     datamodule, model = _build(cfg)
     # no logger here, so no callback that needs one (the learning-rate monitor)
     callbacks = [c for c in _callbacks(cfg) if not isinstance(c, pl.callbacks.LearningRateMonitor)]
-    _, metrics, *_ = _fit_and_test(cfg, model, datamodule, callbacks, logger=False,
-                                   enable_progress_bar=False)  # fmt: skip
+    _, metrics, *_ = _fit_and_test(
+        cfg, model, datamodule, callbacks, logger=False, enable_progress_bar=False
+    )
     return metrics
 
 
@@ -282,8 +303,9 @@ def _confidences(predictions: dict, output_dir: Path) -> Path:
     """test_confidence.npz: each test answer's confidence and whether it was right (for
     accuracy-vs-coverage curves)."""
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, confidence=predictions["confidence"].numpy(),
-                        correct=predictions["correct"].numpy())  # fmt: skip
+    np.savez_compressed(
+        buffer, confidence=predictions["confidence"].numpy(), correct=predictions["correct"].numpy()
+    )
     path = output_dir / "test_confidence.npz"
     atomic_write_bytes(path, buffer.getvalue())
     return path
@@ -324,14 +346,22 @@ def _suite_table(metrics: dict[str, float]) -> list[str]:
     names = suite_names(metrics)
     if not names:
         return []
-    lines = ["", f"{'evaluation suite':<20}{'n':>7}{'sequence':>10}{'digit':>8}{'length':>8}"
-             "   sequence accuracy by length"]  # fmt: skip
+    lines = [
+        "",
+        f"{'evaluation suite':<20}{'n':>7}{'sequence':>10}{'digit':>8}{'length':>8}"
+        "   sequence accuracy by length",
+    ]
     for name in names:
         m = {k.split("/")[2]: v for k, v in metrics.items() if k.startswith(f"suite/{name}/")}
-        by_length = "  ".join(f"{k.removeprefix('sequence_accuracy_len')}: {v:.2%}"
-                              for k, v in sorted(m.items()) if k.startswith("sequence_accuracy_len"))  # fmt: skip
-        lines.append(f"{name:<20}{int(m.get('n', 0)):>7,}{m['sequence_accuracy']:>10.2%}"
-                     f"{m['digit_accuracy']:>8.2%}{m['length_accuracy']:>8.2%}   {by_length}")  # fmt: skip
+        by_length = "  ".join(
+            f"{k.removeprefix('sequence_accuracy_len')}: {v:.2%}"
+            for k, v in sorted(m.items())
+            if k.startswith("sequence_accuracy_len")
+        )
+        lines.append(
+            f"{name:<20}{int(m.get('n', 0)):>7,}{m['sequence_accuracy']:>10.2%}"
+            f"{m['digit_accuracy']:>8.2%}{m['length_accuracy']:>8.2%}   {by_length}"
+        )
     return lines
 
 
@@ -341,9 +371,19 @@ CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")  # the reposit
 # The failures digitrec-train reports in one line (the traceback goes to the job's log): the
 # config, the tracking store, data and checkpoint files, the file system. Anything else is a bug
 # and keeps its traceback on the terminal.
-EXPECTED = (ConfigError, HydraException, TrackingError, CheckpointError, MlflowException,
-            SQLAlchemyError, sqlite3.Error, requests.RequestException, OSError, EOFError,
-            zlib.error)  # fmt: skip
+EXPECTED = (
+    ConfigError,
+    HydraException,
+    TrackingError,
+    CheckpointError,
+    MlflowException,
+    SQLAlchemyError,
+    sqlite3.Error,
+    requests.RequestException,
+    OSError,
+    EOFError,
+    zlib.error,
+)
 DATA_MODULES = ("digitrec.data.", "digitrec.datamodules.")  # their ValueErrors: bad data files
 
 
@@ -377,8 +417,15 @@ def describe(e: BaseException) -> str:
 
 def _log_failure(e: BaseException) -> str:
     """Write the failure's traceback to the job's log file only (not the console); its path."""
-    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "digitrec-train: %s",
-                            (describe(e),), (type(e), e, e.__traceback__))  # fmt: skip
+    record = log.makeRecord(
+        log.name,
+        logging.ERROR,
+        __file__,
+        0,
+        "digitrec-train: %s",
+        (describe(e),),
+        (type(e), e, e.__traceback__),
+    )
     files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
     for handler in files:
         handler.handle(record)
@@ -428,8 +475,16 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 
 # Hydra's flags that do not run a job, and those that move the config (left to Hydra)
-_NO_PRECHECK = ("help", "hydra_help", "cfg", "info", "shell_completion", "experimental_rerun",
-                "config_path", "config_dir")  # fmt: skip
+_NO_PRECHECK = (
+    "help",
+    "hydra_help",
+    "cfg",
+    "info",
+    "shell_completion",
+    "experimental_rerun",
+    "config_path",
+    "config_dir",
+)
 
 
 def precheck(args: list[str]) -> DictConfig | None:
@@ -450,8 +505,9 @@ def precheck(args: list[str]) -> DictConfig | None:
     previous = HydraConfig.instance().cfg
     try:
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3", job_name="train"):
-            cfg = compose(parsed.config_name or "train", overrides=overrides,
-                          return_hydra_config=True)  # fmt: skip
+            cfg = compose(
+                parsed.config_name or "train", overrides=overrides, return_hydra_config=True
+            )
         with open_dict(cfg):
             cfg.hydra.runtime.cwd = os.getcwd()
             cfg.hydra.runtime.output_dir = os.path.join(os.getcwd(), "<output folder>")  # not made

@@ -39,8 +39,12 @@ def fake_data_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("data")
     train = make_glyphs(600, 0)
     test = make_glyphs(200, 1)
-    arrays = {"train_images": train[0], "train_labels": train[1],
-              "test_images": test[0], "test_labels": test[1]}  # fmt: skip
+    arrays = {
+        "train_images": train[0],
+        "train_labels": train[1],
+        "test_images": test[0],
+        "test_labels": test[1],
+    }
     for key, spec in MNIST_FILES.items():
         write_idx(root / "mnist" / f"{spec.name}.gz", arrays[key])
     return root
@@ -140,6 +144,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         key = item.module.__name__ if _module_fixtures(item) else item.nodeid
         units.setdefault(key, []).append(item)
-    order = sorted(units.values(),
-                   key=lambda unit: min(rank.get(i.originalname, len(rank)) for i in unit))  # fmt: skip
+    order = sorted(
+        units.values(), key=lambda unit: min(rank.get(i.originalname, len(rank)) for i in unit)
+    )
     items[:] = [item for unit in order for item in unit]

@@ -25,10 +25,19 @@ from digitrec.data import street
 def train_cli(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """`python -m digitrec.train ARGS` in cwd, with this folder importable (for the callbacks)."""
     tests = str(Path(__file__).resolve().parent)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}  # fmt: skip
-    return subprocess.run([sys.executable, "-m", "digitrec.train", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "digitrec.train", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def free_port() -> int:
@@ -42,8 +51,10 @@ def wait_until(ready, what: str, process: subprocess.Popen, seconds: float = 120
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"{what} exited {process.returncode}: "
-                                 f"{process.stderr.read()[-2000:] if process.stderr else ''}")  # fmt: skip
+            raise AssertionError(
+                f"{what} exited {process.returncode}: "
+                f"{process.stderr.read()[-2000:] if process.stderr else ''}"
+            )
         try:
             if ready():
                 return
@@ -72,10 +83,27 @@ def mlflow_server(backend: str, cwd: Path, *extra: str) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     mlflow = Path(sys.executable).with_name("mlflow")
-    process = subprocess.Popen([str(mlflow), "server", "--backend-store-uri", backend,
-                                "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                                *extra], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    process = subprocess.Popen(
+        [
+            str(mlflow),
+            "server",
+            "--backend-store-uri",
+            backend,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            *extra,
+        ],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:
@@ -112,8 +140,13 @@ def chromium(*flags: str):
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 *flags):  # fmt: skip
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        *flags,
+    ):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 

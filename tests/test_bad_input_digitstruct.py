@@ -26,17 +26,24 @@ def _records(n: int = 16, seed: int = 0) -> list[Record]:
     out = []
     for i in range(n):
         k = 1 + i % 4  # one to four digits: inline values and reference arrays both occur
-        boxes = np.column_stack([rng.integers(1, 11, k), rng.integers(-3, 200, k),
-                                 rng.integers(-2, 50, k), rng.integers(5, 40, k),
-                                 rng.integers(10, 60, k)]).astype(np.float64)  # fmt: skip
+        boxes = np.column_stack(
+            [
+                rng.integers(1, 11, k),
+                rng.integers(-3, 200, k),
+                rng.integers(-2, 50, k),
+                rng.integers(5, 40, k),
+                rng.integers(10, 60, k),
+            ]
+        ).astype(np.float64)
         out.append(Record(f"{i + 1}.png", boxes))
     return out
 
 
 def _same(a: list[Record], b: list[Record]) -> bool:
-    return len(a) == len(b) and all(x.name == y.name and x.boxes.shape == y.boxes.shape
-                                    and np.array_equal(x.boxes, y.boxes)
-                                    for x, y in zip(a, b, strict=True))  # fmt: skip
+    return len(a) == len(b) and all(
+        x.name == y.name and x.boxes.shape == y.boxes.shape and np.array_equal(x.boxes, y.boxes)
+        for x, y in zip(a, b, strict=True)
+    )
 
 
 def _named(e: Exception, path: Path) -> bool:
@@ -48,9 +55,13 @@ def _overwritten_datum(orig: bytes, flipped: bytes, pos: int, truth, got) -> boo
     bytes contain the flipped byte `pos` (a legal value turned into another legal value)."""
     if len(got) != len(truth):
         return False
-    diff = [i for i, (a, b) in enumerate(zip(got, truth, strict=True))
-            if a.name != b.name or a.boxes.shape != b.boxes.shape
-            or not np.array_equal(a.boxes, b.boxes)]  # fmt: skip
+    diff = [
+        i
+        for i, (a, b) in enumerate(zip(got, truth, strict=True))
+        if a.name != b.name
+        or a.boxes.shape != b.boxes.shape
+        or not np.array_equal(a.boxes, b.boxes)
+    ]
     if len(diff) != 1:
         return False
     new, old = got[diff[0]], truth[diff[0]]
@@ -68,8 +79,10 @@ def _overwritten_datum(orig: bytes, flipped: bytes, pos: int, truth, got) -> boo
         pairs = [(struct.pack("<d", old.boxes[r, c]), struct.pack("<d", new.boxes[r, c]))]
     for before, after in pairs:
         for start in range(pos - len(before) + 1, pos + 1):
-            if (orig[start : start + len(before)] == before
-                    and flipped[start : start + len(after)] == after):  # fmt: skip
+            if (
+                orig[start : start + len(before)] == before
+                and flipped[start : start + len(after)] == after
+            ):
                 return True
     return False
 
@@ -104,8 +117,9 @@ def _fuzz(orig_path: Path, work: Path, flips: int, seed: int) -> Counter:
         except (digitstruct._Unsupported, DigitStructError):
             seen["fast: handed to the slow reader or refused"] += 1
         else:
-            assert _same(fast, truth) or _overwritten_datum(orig, bytes(data), pos, truth,
-                                                            fast), f"{where}: fast wrong"  # fmt: skip
+            assert _same(fast, truth) or _overwritten_datum(orig, bytes(data), pos, truth, fast), (
+                f"{where}: fast wrong"
+            )
         path.unlink()
     return seen
 
@@ -158,15 +172,18 @@ def _patched(path: Path, out: Path, at: int, new: bytes) -> Path:
 
 
 @pytest.mark.parametrize("digits", [1, 3])  # an inline (1, 1) value; referenced (1, 1) values
-@pytest.mark.parametrize("bad", [-0.0005, 1e-300, float("nan"), float("inf"), 33.5, 0.0,
-                                 -33.0, 2.0**40])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad", [-0.0005, 1e-300, float("nan"), float("inf"), 33.5, 0.0, -33.0, 2.0**40]
+)
 def test_a_corrupted_height_is_an_error_naming_the_file_and_record(tmp_path, digits, bad):
     records = _records(3)
-    records[1].boxes = np.array([[1, 10 + j, 5, 12, 33 if j == 0 else 20] for j in range(digits)],
-                                np.float64)  # fmt: skip
+    records[1].boxes = np.array(
+        [[1, 10 + j, 5, 12, 33 if j == 0 else 20] for j in range(digits)], np.float64
+    )
     path = digitstruct.write_digit_struct(tmp_path / "digitStruct.mat", records)
-    damaged = _patched(path, tmp_path / "damaged.mat", _value_at(path, 33.0),
-                       struct.pack("<d", bad))  # fmt: skip
+    damaged = _patched(
+        path, tmp_path / "damaged.mat", _value_at(path, 33.0), struct.pack("<d", bad)
+    )
     for read in (digitstruct.read_digit_struct, digitstruct.read_digit_struct_slow):
         with pytest.raises(DigitStructError, match=r"damaged.mat: record 2 \(2.png\): box") as e:
             read(damaged)
@@ -187,9 +204,11 @@ def test_a_corrupted_name_is_an_error_naming_the_file(tmp_path):
     path = digitstruct.write_digit_struct(tmp_path / "digitStruct.mat", _records(12))
     raw = path.read_bytes()
     at = raw.index("11.png".encode("utf-16-le"))
-    for new, expected in (("11.pn\u00e9", "expected an ASCII file name ending in .png"),
-                          ("11\u0000png", "expected an ASCII file name"),
-                          ("12.png", "appears twice")):  # fmt: skip
+    for new, expected in (
+        ("11.pn\u00e9", "expected an ASCII file name ending in .png"),
+        ("11\u0000png", "expected an ASCII file name"),
+        ("12.png", "appears twice"),
+    ):
         damaged = _patched(path, tmp_path / "n.mat", at, new.encode("utf-16-le"))
         with pytest.raises(DigitStructError, match=expected) as e:
             digitstruct.read_digit_struct(damaged)

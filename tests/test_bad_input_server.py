@@ -36,8 +36,9 @@ def png_declaring(width: int, height: int) -> bytes:
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     data = zlib.compress(b"\x00" * (width + 1) * 64, 9)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data)
-            + chunk(b"IEND", b""))  # fmt: skip
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    )
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -130,8 +131,10 @@ def status_of(answer: bytes) -> int:
 # ------------------------------------------------------------------- the server's answers
 def test_negative_content_length_is_refused_without_reading_the_body(serving, photo_reader):  # noqa: F811
     url = serving(photo_reader, max_mb=10)
-    head = (b"POST /api/read HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-            b"Content-Length: -1\r\n\r\n")  # fmt: skip
+    head = (
+        b"POST /api/read HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+        b"Content-Length: -1\r\n\r\n"
+    )
     start = time.monotonic()
     answer = raw(url, head, [b"\x89PNG\r\n\x1a\n" + b"0" * (1 << 20)] * 11)  # 11 MB
     assert status_of(answer) == 400 and time.monotonic() - start < 10
@@ -146,10 +149,14 @@ def test_lengths_and_types_get_their_status_and_one_line(serving, photo_reader):
     assert status_of(answer) == 411 and b"Content-Length" in answer
     # a header that lies low: the body is counted as it streams (chunked, no length at all)
     big = b"\x89PNG\r\n\x1a\n" + b"0" * 700_000
-    chunks = [b"%x\r\n" % len(big[i : i + 65536]) + big[i : i + 65536] + b"\r\n"
-              for i in range(0, len(big), 65536)] + [b"0\r\n\r\n"]  # fmt: skip
-    head = (b"POST /api/read HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n")  # fmt: skip
+    chunks = [
+        b"%x\r\n" % len(big[i : i + 65536]) + big[i : i + 65536] + b"\r\n"
+        for i in range(0, len(big), 65536)
+    ] + [b"0\r\n\r\n"]
+    head = (
+        b"POST /api/read HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n"
+    )
     answer = raw(url, head, chunks)
     assert status_of(answer) == 413 and b"at most 0.5 MB" in answer
     status, body = post(url, b"\x89PNG\r\n\x1a\n" + b"0" * 600_000)
@@ -202,8 +209,10 @@ def test_a_full_queue_answers_503_and_the_server_recovers(serving):
 
 def test_slow_and_vanishing_clients_are_timed_out_quietly(serving, photo_reader, capfd):  # noqa: F811
     url = serving(photo_reader, upload_timeout=1.0)
-    head = (b"POST /api/read HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-            b"Content-Length: 100000\r\n\r\n")  # fmt: skip
+    head = (
+        b"POST /api/read HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+        b"Content-Length: 100000\r\n\r\n"
+    )
     start = time.monotonic()
     answer = raw(url, head, [b"\x89PNG\r\n\x1a\n"], timeout=10)  # then nothing more
     assert status_of(answer) == 408 and time.monotonic() - start < 8
@@ -243,12 +252,24 @@ def test_predict_reports_a_bomb_and_reads_the_rest(checkpoints, tmp_path, capsys
     (folder / "c.png").write_bytes(png_declaring(12000, 12000))
     Image.fromarray(photo(100, 100, 2)).save(folder / "d.png")
     (tmp_path / "empty").mkdir()
-    code = predict.main([str(checkpoints[0]), str(folder), str(tmp_path / "empty"),
-                         "--localizer", str(checkpoints[1])])  # fmt: skip
+    code = predict.main(
+        [
+            str(checkpoints[0]),
+            str(folder),
+            str(tmp_path / "empty"),
+            "--localizer",
+            str(checkpoints[1]),
+        ]
+    )
     out = capsys.readouterr()
     lines = [json.loads(line) for line in out.out.splitlines()]
     assert code == 1 and [line["file"].rsplit("/", 1)[-1] for line in lines] == [
-        "a.png", "b.png", "c.png", "d.png", "empty"]  # fmt: skip
+        "a.png",
+        "b.png",
+        "c.png",
+        "d.png",
+        "empty",
+    ]
     assert "number" in lines[0] and "number" in lines[3]
     assert all("error" in line for line in lines[1:3]) and "no images" in lines[4]["error"]
     assert "Traceback" not in out.err

@@ -83,9 +83,20 @@ def _runs(tmp_path):
         (["no_such_key=1"], ["no_such_key", "+no_such_key=1"]),
         (["-m", "seed=0,1", "data.batch_size=0"], ["data.batch_size=0"]),  # before the sweep
     ],
-    ids=["batch_size", "lr", "depth", "head", "group", "epochs", "dropout", "lengths",
-         "init_from", "unknown_key", "sweep"],
-)  # fmt: skip
+    ids=[
+        "batch_size",
+        "lr",
+        "depth",
+        "head",
+        "group",
+        "epochs",
+        "dropout",
+        "lengths",
+        "init_from",
+        "unknown_key",
+        "sweep",
+    ],
+)
 def test_a_bad_config_value_is_one_line_before_any_run_or_folder(
     extra, names, tmp_path, fake_data_dir, capfd, monkeypatch
 ):
@@ -115,8 +126,12 @@ def test_a_bad_value_in_a_sweep_fails_its_jobs_in_one_line(
     """A swept value is checked in each job: a FAILED child each, one line, no traceback."""
     closers = []  # the parent run is closed at exit when the sweep raises: do it here
     monkeypatch.setattr(tracking.atexit, "register", lambda f, *a: closers.append((f, a)))
-    args = ["-m", *_args(tmp_path, fake_data_dir), f"hydra.sweep.dir={tmp_path}/sweep",
-            "data.batch_size=0,-3"]  # fmt: skip
+    args = [
+        "-m",
+        *_args(tmp_path, fake_data_dir),
+        f"hydra.sweep.dir={tmp_path}/sweep",
+        "data.batch_size=0,-3",
+    ]
     code, err, out = _main(args, capfd, tmp_path, monkeypatch)
     for f, a in closers:
         f(*a)
@@ -142,8 +157,9 @@ def test_an_unreachable_tracking_server_fails_in_seconds_in_one_line(
     """Before: MLflow retried for over 4 minutes, then 112 lines of tracebacks."""
     uri = f"http://127.0.0.1:{_closed_port()}"
     start = time.perf_counter()
-    code, err, out = _main([*_args(tmp_path, fake_data_dir), f"tracking.uri={uri}"], capfd,
-                           tmp_path, monkeypatch)  # fmt: skip
+    code, err, out = _main(
+        [*_args(tmp_path, fake_data_dir), f"tracking.uri={uri}"], capfd, tmp_path, monkeypatch
+    )
     assert time.perf_counter() - start < 5
     assert code == 1
     line = _one_line(err, out, f"tracking.uri={uri}", "no tracking server answers")
@@ -222,10 +238,13 @@ def test_an_unreadable_checkpoint_is_one_line(tmp_path, fake_data_dir, capfd, mo
     garbage.write_bytes(b"\x00not a checkpoint" * 40)
     pickled = tmp_path / "pickled.ckpt"
     pickled.write_bytes(pickle.dumps({"state_dict": {}}))  # pickle.dump, not torch.save
-    for override, problem in [(f"init_from={garbage}", "not a readable PyTorch checkpoint"),
-                              (f"ckpt_path={pickled}", "a weights-only load refuses it")]:  # fmt: skip
-        code, err, out = _main(_args(tmp_path, fake_data_dir, override), capfd, tmp_path,
-                               monkeypatch)  # fmt: skip
+    for override, problem in [
+        (f"init_from={garbage}", "not a readable PyTorch checkpoint"),
+        (f"ckpt_path={pickled}", "a weights-only load refuses it"),
+    ]:
+        code, err, out = _main(
+            _args(tmp_path, fake_data_dir, override), capfd, tmp_path, monkeypatch
+        )
         assert code == 1, override
         line = _one_line(err, out, override, problem, "train.log")
         assert "_use_new_zipfile_serialization" not in line and "Please file" not in line
@@ -238,9 +257,15 @@ def test_checkpoint_errors_name_the_key_the_file_and_the_problem(tmp_path):
     torch.save({"weights": torch.zeros(2)}, weights)  # torch.save, but not Lightning's
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes(weights.read_bytes()[:200])
-    with pytest.raises(CheckpointError, match=r"ckpt_path=.*weights.ckpt: not a Lightning checkpoint \(no 'state_dict'"):  # fmt: skip
+    with pytest.raises(
+        CheckpointError,
+        match=r"ckpt_path=.*weights.ckpt: not a Lightning checkpoint \(no 'state_dict'",
+    ):
         checkpoint_meta(str(weights))
-    with pytest.raises(CheckpointError, match=r"init_from=.*truncated.ckpt: not a readable PyTorch checkpoint \(PytorchStreamReader failed"):  # fmt: skip
+    with pytest.raises(
+        CheckpointError,
+        match=r"init_from=.*truncated.ckpt: not a readable PyTorch checkpoint \(PytorchStreamReader failed",
+    ):
         load_checkpoint(str(truncated), "init_from")
 
 
@@ -250,9 +275,16 @@ def test_a_pickle_format_checkpoint_loads(tmp_path, fake_data_dir):
     base = small_overrides(tmp_path, fake_data_dir)
     _, model = _build(compose_cfg(base, tmp_path))
     path = tmp_path / "old.ckpt"
-    torch.save({"state_dict": model.state_dict(), "global_step": 7, "mlflow_run_id": "abc",
-                "pytorch-lightning_version": "2.0.0"}, path,
-               _use_new_zipfile_serialization=False)  # fmt: skip
+    torch.save(
+        {
+            "state_dict": model.state_dict(),
+            "global_step": 7,
+            "mlflow_run_id": "abc",
+            "pytorch-lightning_version": "2.0.0",
+        },
+        path,
+        _use_new_zipfile_serialization=False,
+    )
     _, started = _build(compose_cfg([*base, f"init_from={path}"], tmp_path))
     for k, v in started.state_dict().items():
         torch.testing.assert_close(v, model.state_dict()[k], rtol=0, atol=0)

@@ -130,8 +130,9 @@ def _photo_reader():
         return {**{k: v for k, v in cfg.items() if k != "_target_"}, **values}
 
     torch.manual_seed(0)
-    reader = DigitReader(**plain("cnn", in_channels=3, height=54, width=54, max_len=5,
-                                 mean_subtract=True))  # fmt: skip
+    reader = DigitReader(
+        **plain("cnn", in_channels=3, height=54, width=54, max_len=5, mean_subtract=True)
+    )
     localizer = BoxLocalizer(**plain("localizer", in_channels=3, size=128))
     with torch.no_grad():
         localizer.net.head[-1].weight.zero_()

@@ -60,10 +60,23 @@ def test_demo_serves_the_page_with_the_draw_mode_only(tmp_path):
     checkpoint = _mnist_checkpoint(tmp_path / "best.ckpt")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    process = subprocess.Popen([sys.executable, "-m", "digitrec.reading.demo", "--mnist-reader",
-                                str(checkpoint), "--port", "0"], cwd=tmp_path, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)  # fmt: skip
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "digitrec.reading.demo",
+            "--mnist-reader",
+            str(checkpoint),
+            "--port",
+            "0",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         lines = []
         for line in process.stdout:  # until the server says where it listens
@@ -99,14 +112,25 @@ def test_the_page_is_served_over_https_with_a_certificate(tmp_path):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                   .public_key(key.public_key()).serial_number(1).not_valid_before(now)
-                   .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))  # fmt: skip
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     cert, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))  # fmt: skip
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     reader = serve.open_drawing_reader(str(_mnist_checkpoint(tmp_path / "best.ckpt")))
     server = serve.make_server(None, port=0, drawing_reader=reader, tls=(str(cert), str(key_file)))
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -59,8 +59,9 @@ def folder(tmp_path):
     d = tmp_path / "numbers"
     d.mkdir()
     Image.fromarray(number_image("0123")).save(d / "a.png")  # 28x112, as read
-    Image.fromarray(np.repeat(np.pad(number_image("45"), ((6, 6), (22, 22)))[..., None], 3, 2)
-                    ).resize((100, 40)).save(d / "b.png")  # fmt: skip
+    Image.fromarray(
+        np.repeat(np.pad(number_image("45"), ((6, 6), (22, 22)))[..., None], 3, 2)
+    ).resize((100, 40)).save(d / "b.png")
     (d / "sub").mkdir()
     Image.fromarray(255 - number_image("67")).save(d / "sub" / "c.png")  # dark ink, light paper
     (d / "bad.png").write_bytes(np.random.default_rng(0).bytes(300))
@@ -71,8 +72,9 @@ GOOD = [("a.png", "0123", "leading zero"), ("b.png", "45", ""), ("sub/c.png", "6
 
 
 def test_folder_reports_each_file_and_totals(checkpoints, folder, capsys):
-    write_labels(folder, [GOOD[0], ("bad.png", "9", "corrupt"), GOOD[1],
-                          ("missing.png", "12", ""), GOOD[2]])  # fmt: skip
+    write_labels(
+        folder, [GOOD[0], ("bad.png", "9", "corrupt"), GOOD[1], ("missing.png", "12", ""), GOOD[2]]
+    )
     assert main([str(checkpoints["gray"]), "--folder", str(folder)]) == 1
     captured = capsys.readouterr()
     *files, totals = json_lines(captured.out)
@@ -101,8 +103,16 @@ def test_folder_reports_each_file_and_totals(checkpoints, folder, capsys):
 
 def test_folder_refuses_escaping_paths_and_bad_labels(checkpoints, folder, capsys):
     (folder.parent / "outside.png").write_bytes((folder / "a.png").read_bytes())
-    write_labels(folder, [GOOD[0], ("../outside.png", "12", ""), ("a.png", "12a", ""),
-                          ("a.png", "123456", ""), ("a.png", "", "")])  # fmt: skip
+    write_labels(
+        folder,
+        [
+            GOOD[0],
+            ("../outside.png", "12", ""),
+            ("a.png", "12a", ""),
+            ("a.png", "123456", ""),
+            ("a.png", "", ""),
+        ],
+    )
     assert main([str(checkpoints["gray"]), "--folder", str(folder)]) == 1
     *files, totals = json_lines(capsys.readouterr().out)
     assert [("error" in r) for r in files] == [False, True, True, True, True]
@@ -124,9 +134,11 @@ def test_missing_or_malformed_labels_exit_2_with_one_line(checkpoints, folder, c
 def test_checkpoint_that_is_not_a_reader_exits_2(checkpoints, folder, tmp_path, capsys):
     write_labels(folder, GOOD)
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
-    for name, says in ((checkpoints["localizer"], "expected a DigitReader"),
-                       (tmp_path / "junk.ckpt", "not a DigitReader checkpoint"),
-                       (tmp_path / "none.ckpt", "no such checkpoint")):  # fmt: skip
+    for name, says in (
+        (checkpoints["localizer"], "expected a DigitReader"),
+        (tmp_path / "junk.ckpt", "not a DigitReader checkpoint"),
+        (tmp_path / "none.ckpt", "no such checkpoint"),
+    ):
         assert main([str(name), "--folder", str(folder)]) == 2
         captured = capsys.readouterr()
         assert captured.out == "" and captured.err.count("\n") == 1
@@ -158,8 +170,19 @@ def test_suites_on_the_test_glyphs(checkpoints, fake_data_dir, capsys, monkeypat
 
 
 def test_suites_need_a_gray_reader_and_a_mode(checkpoints, fake_data_dir, capsys):
-    assert main([str(checkpoints["rgb"]), "--suite", "touching", "--no-verify",
-                 "--data-dir", str(fake_data_dir)]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                str(checkpoints["rgb"]),
+                "--suite",
+                "touching",
+                "--no-verify",
+                "--data-dir",
+                str(fake_data_dir),
+            ]
+        )
+        == 2
+    )
     assert "3-channel" in capsys.readouterr().err
     with pytest.raises(SystemExit) as e:
         main([str(checkpoints["gray"])])  # neither --suite nor --folder

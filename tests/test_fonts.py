@@ -29,8 +29,10 @@ def _package(family: str, weights: tuple[str, ...]) -> bytes:
 
 def test_fonts_are_fetched_checked_extracted_once(tmp_path, monkeypatch):
     good, bad = _package("sans", ("400", "700")), _package("slab", ("400",))
-    families = (("sans", "1.0.0", fonts.integrity(good), len(good), ("400", "700")),
-                ("slab", "2.0.0", fonts.integrity(b"other bytes"), len(bad), ("400",)))  # fmt: skip
+    families = (
+        ("sans", "1.0.0", fonts.integrity(good), len(good), ("400", "700")),
+        ("slab", "2.0.0", fonts.integrity(b"other bytes"), len(bad), ("400",)),
+    )
     served = {fonts.tarball_url("sans", "1.0.0"): good, fonts.tarball_url("slab", "2.0.0"): bad}
     calls = []
 

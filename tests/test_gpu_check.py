@@ -21,19 +21,53 @@ def test_gpu_check_dry_run_on_cpu(tmp_path, real_data_dir):
     pack = _script("pack")
     for name in (*pack.WHEELS, "mlflow_skinny", "optuna"):  # stand-ins for the device wheels
         (wheels / f"{name}-1.0-py3-none-any.whl").write_bytes(b"PK")
-    assert pack.main(["--wheels", str(wheels), "--whl-out", str(carry / ".whl"), "--data-dir",
-                      str(real_data_dir), "--out", str(carry / ".gpu")]) == 0  # fmt: skip
+    assert (
+        pack.main(
+            [
+                "--wheels",
+                str(wheels),
+                "--whl-out",
+                str(carry / ".whl"),
+                "--data-dir",
+                str(real_data_dir),
+                "--out",
+                str(carry / ".gpu"),
+            ]
+        )
+        == 0
+    )
     carried = sorted(w.name.split("-")[0] for w in (carry / ".whl").glob("*.whl"))
     assert carried == sorted(pack.WHEELS)  # what check.py imports, not mlflow or optuna
     labels = carry / ".gpu" / "labels"
     assert sorted(p.name for p in labels.iterdir()) == ["test.json.gz", "train.json.gz"]
 
     out, street = tmp_path / "out", tmp_path / "street"
-    code = _script("check").main([
-        "--data", str(street), "--labels", str(labels), "--train-layouts", "40",
-        "--test-layouts", "24", "--device", "cpu", "--minutes", "0.01", "--batch", "4",
-        "--workers", "1", "--warmup", "1", "--loader-seconds", "0.5", "--out", str(out),
-    ])  # fmt: skip
+    code = _script("check").main(
+        [
+            "--data",
+            str(street),
+            "--labels",
+            str(labels),
+            "--train-layouts",
+            "40",
+            "--test-layouts",
+            "24",
+            "--device",
+            "cpu",
+            "--minutes",
+            "0.01",
+            "--batch",
+            "4",
+            "--workers",
+            "1",
+            "--warmup",
+            "1",
+            "--loader-seconds",
+            "0.5",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     assert (street / "RENDERED.md").is_file() and len(list((street / "train").glob("*.png"))) == 40
     r = json.loads((out / "gpu_check.json").read_text())

@@ -38,10 +38,16 @@ def mnist_run(tmp_path_factory, real_data_dir):
     """A reader of MNIST numbers trained for about a minute: (test metrics, best checkpoint)."""
     tmp = tmp_path_factory.mktemp("mnist")
     overrides = small_overrides(tmp, real_data_dir) + [
-        "data.verify=true", "data.val_glyphs=5000", "data.train_size=12800",
-        "data.val_size=1000", "data.test_size=2000", "data.batch_size=64",
-        "trainer.max_epochs=2", "augmentation=none", "model.min_pool_size=3",
-    ]  # fmt: skip
+        "data.verify=true",
+        "data.val_glyphs=5000",
+        "data.train_size=12800",
+        "data.val_size=1000",
+        "data.test_size=2000",
+        "data.batch_size=64",
+        "trainer.max_epochs=2",
+        "augmentation=none",
+        "model.min_pool_size=3",
+    ]
     cfg = compose_cfg(overrides, tmp)
     metrics = train(cfg)
     client = MlflowClient(str(cfg.tracking.uri))
@@ -61,9 +67,12 @@ def browser(tmp_path_factory):
     """Chromium with a fake camera that films a house number (a 640 x 480 .y4m video)."""
     video = tmp_path_factory.mktemp("camera") / "house.y4m"
     write_y4m(video, house_number_frame("1729"), frames=10)
-    driver = chromium(WINDOW, "--use-fake-ui-for-media-stream",
-                      "--use-fake-device-for-media-stream",
-                      f"--use-file-for-fake-video-capture={video}")  # fmt: skip
+    driver = chromium(
+        WINDOW,
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={video}",
+    )
     yield driver
     driver.quit()
 
@@ -208,8 +217,11 @@ def test_a_mode_without_a_model_is_disabled_and_names_the_command(browser, mnist
         assert not browser.find_element(By.ID, "tab-upload").is_enabled()
         assert "make train-photo-reader" in tab.get_attribute("title")
         assert "make train-photo-reader" in browser.find_element(By.ID, "missing").text
-        request = urllib.request.Request(f"{base}/api/read", data=b"\xff\xd8\xff" + b"0" * 64,
-                                         headers={"Content-Type": "image/jpeg"})  # fmt: skip
+        request = urllib.request.Request(
+            f"{base}/api/read",
+            data=b"\xff\xd8\xff" + b"0" * 64,
+            headers={"Content-Type": "image/jpeg"},
+        )
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(request, timeout=30)
         assert refused.value.code == 503

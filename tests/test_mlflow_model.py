@@ -50,10 +50,12 @@ def test_pyfunc_reads_like_the_checkpoints(store, checkpoints):
     for ref in (f"runs:/{run_id}/model", "models:/digitrec-photo@champion"):
         answer = mlflow.pyfunc.load_model(ref).predict(images)
         assert list(answer["number"]) == [e.number for e in expected]
-        np.testing.assert_allclose(answer["confidence"], [e.confidence for e in expected],
-                                   rtol=1e-5)  # fmt: skip
-        np.testing.assert_allclose(answer[["x0", "y0", "x1", "y1"]].to_numpy(),
-                                   [e.box for e in expected], atol=1e-3)  # fmt: skip
+        np.testing.assert_allclose(
+            answer["confidence"], [e.confidence for e in expected], rtol=1e-5
+        )
+        np.testing.assert_allclose(
+            answer[["x0", "y0", "x1", "y1"]].to_numpy(), [e.box for e in expected], atol=1e-3
+        )
 
 
 def test_model_uris_resolve_to_the_checkpoints_and_bad_ones_are_one_line(
@@ -98,8 +100,10 @@ def test_predict_reads_a_registered_model_and_an_mnist_reader(
     assert predict.main([str(mnist), str(tmp_path / "drawn.png")]) == 0
     line = json.loads(capsys.readouterr().out)
     assert line["box"] == [0.0, 0.0, 224.0, 56.0] and 0 < line["confidence"] <= 1
-    assert predict.main([str(mnist), str(tmp_path / "drawn.png"), "--localizer",
-                         str(checkpoints[1])]) == 2  # fmt: skip
+    assert (
+        predict.main([str(mnist), str(tmp_path / "drawn.png"), "--localizer", str(checkpoints[1])])
+        == 2
+    )
     assert "a localizer needs a reader of (3, 54, 54)" in capsys.readouterr().err
 
 
@@ -115,16 +119,36 @@ def test_mlflow_models_serve_answers_on_loopback(store, checkpoints):
     bin_dir = os.path.dirname(sys.executable)  # it execs `uvicorn` from PATH
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "-m",
-         "models:/digitrec-photo@champion", "--env-manager", "local", "-h", "127.0.0.1",
-         "-p", str(port), "-w", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            "models:/digitrec-photo@champion",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            "1",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         image = photo(60, 80, 4)
         body = json.dumps({"inputs": image[None].tolist()}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
-                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
         deadline = time.monotonic() + 90
         while True:  # until the server is up (bounded)
             try:
@@ -157,8 +181,12 @@ def test_export_and_evaluate_take_a_model_uri(store, tmp_path, monkeypatch):
     uri, _ = store
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     out = tmp_path / "exported"
-    assert export.main(["models:/digitrec-photo@champion", "--out", str(out),
-                        "--formats", "torchscript"]) == 0  # fmt: skip
+    assert (
+        export.main(
+            ["models:/digitrec-photo@champion", "--out", str(out), "--formats", "torchscript"]
+        )
+        == 0
+    )
     meta = json.loads((out / "export.json").read_text())
     assert {"reader", "localizer"} <= set(meta)
     assert isinstance(evaluate_cli.load_reader("models:/digitrec-photo@champion"), DigitReader)

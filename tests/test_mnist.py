@@ -133,8 +133,12 @@ def test_download_rejects_wrong_md5(tmp_path, server):
 
 def test_every_source_failing_lists_what_was_tried(tmp_path, server):
     with pytest.raises(DownloadError) as e:
-        mnist.ensure_mnist(tmp_path, mirrors=(f"{server}/nope/", "http://127.0.0.1:9/"),
-                           hub_requirement=None, progress=False)  # fmt: skip
+        mnist.ensure_mnist(
+            tmp_path,
+            mirrors=(f"{server}/nope/", "http://127.0.0.1:9/"),
+            hub_requirement=None,
+            progress=False,
+        )
     message = str(e.value)
     assert f"{server}/nope/train-images-idx3-ubyte.gz" in message
     assert "127.0.0.1:9/train-images-idx3-ubyte.gz" in message

@@ -31,10 +31,21 @@ def test_bad_head_and_depth_are_clear_errors():
         DigitReader(loss="x")
 
 
-SMALL_GOODFELLOW = dict(depth=4, widths=[8, 8, 16, 16], kernel_size=5, first_stride=1,
-                        pool=[2, 1], pool_padding="same", min_pool_size=1, maxout=3,
-                        subtractive_norm=True, conv_dropout=0.2, locally_connected=16,
-                        fc=[32, 32], fc_dropout=0.5)  # fmt: skip
+SMALL_GOODFELLOW = dict(
+    depth=4,
+    widths=[8, 8, 16, 16],
+    kernel_size=5,
+    first_stride=1,
+    pool=[2, 1],
+    pool_padding="same",
+    min_pool_size=1,
+    maxout=3,
+    subtractive_norm=True,
+    conv_dropout=0.2,
+    locally_connected=16,
+    fc=[32, 32],
+    fc_dropout=0.5,
+)
 VARIANTS = {
     "separate": dict(head="separate"),
     "shared": dict(head="shared"),
@@ -149,8 +160,9 @@ def test_rnn_head_length_is_a_distribution_and_teacher_forcing_matters():
 
 def test_rnn_attention_weights_are_distributions_over_columns():
     torch.manual_seed(0)
-    net = DigitNet(depth=2, widths=[8, 16], head="rnn", attention=True, context="gru",
-                   context_size=8, fc=[]).eval()  # fmt: skip
+    net = DigitNet(
+        depth=2, widths=[8, 16], head="rnn", attention=True, context="gru", context_size=8, fc=[]
+    ).eval()
     with torch.no_grad():
         net(torch.rand(3, 1, 28, 112))
     att = net.head.last_attention
@@ -183,12 +195,20 @@ def test_goodfellow_on_54x54_rgb_has_the_papers_layers_and_parameter_count(tmp_p
 
     by_hand = (
         conv(3, 48 * 3)  # maxout: 3 pieces per unit
-        + conv(48, 64) + conv(64, 128) + conv(128, 160) + conv(160, 192) + 3 * conv(192, 192)
+        + conv(48, 64)
+        + conv(64, 128)
+        + conv(128, 160)
+        + conv(160, 192)
+        + 3 * conv(192, 192)
         + 4 * 4 * (192 * 9 * 192 + 192)  # locally connected: 3x3 windows, own weights per position
-        + (192 * 4 * 4) * 3072 + 3072 + 3072 * 3072 + 3072  # two fully connected layers
-        + 3072 * 7 + 7  # length softmax: 0..5 and ">5"
+        + (192 * 4 * 4) * 3072
+        + 3072
+        + 3072 * 3072
+        + 3072  # two fully connected layers
+        + 3072 * 7
+        + 7  # length softmax: 0..5 and ">5"
         + 5 * (3072 * 10 + 10)  # five digit softmaxes
-    )  # fmt: skip
+    )
     # 4,338,464 conv + 5,311,488 locally connected + 18,880,512 dense + 175,161 softmaxes
     assert by_hand == 28_705_625
     assert sum(p.numel() for p in net.parameters()) == by_hand
@@ -202,8 +222,18 @@ def test_goodfellow_on_54x54_rgb_has_the_papers_layers_and_parameter_count(tmp_p
 
 
 def test_pooling_strides_and_same_padding():
-    t = ConvTrunk(1, 28, 112, depth=4, widths=[4], kernel_size=5, pool=[2, 1],
-                  pool_padding="same", min_pool_size=1, fc=[])  # fmt: skip
+    t = ConvTrunk(
+        1,
+        28,
+        112,
+        depth=4,
+        widths=[4],
+        kernel_size=5,
+        pool=[2, 1],
+        pool_padding="same",
+        min_pool_size=1,
+        fc=[],
+    )
     assert t.map_shape == (4, 7, 28)
     assert t.forward_map(torch.rand(1, 1, 28, 112)).shape == (1, 4, 7, 28)
     with pytest.raises(ValueError, match="model.pool entry -1"):
@@ -213,8 +243,19 @@ def test_pooling_strides_and_same_padding():
 
 
 def test_cost_counts_parameters_and_multiply_adds():
-    net = DigitNet(depth=1, widths=[4], first_kernel_size=3, first_stride=1, pool=[False],
-                   batch_norm=False, fc=[], context=None, height=8, width=8, max_len=2)  # fmt: skip
+    net = DigitNet(
+        depth=1,
+        widths=[4],
+        first_kernel_size=3,
+        first_stride=1,
+        pool=[False],
+        batch_norm=False,
+        fc=[],
+        context=None,
+        height=8,
+        width=8,
+        max_len=2,
+    )
     cost = net.cost()
     conv_macs = 8 * 8 * 4 * 9  # every output unit: a 3x3 window of 1 channel
     heads = 4 * 8 * 8 * (4 + 2 * 10)  # length (max_len + 2 = 4 classes) + 2 digit softmaxes

@@ -93,12 +93,22 @@ def test_shared_idx_sample_is_verified_and_split(real_data_dir):
 @pytest.mark.slow
 def test_notmnist_sequences_train_end_to_end(tmp_path, real_data_dir):
     overrides = small_overrides(tmp_path, _notmnist_dir(real_data_dir)) + [
-        "data=notmnist_seq", "data.verify=true", "data.val_glyphs=1000", "data.train_size=6400",
-        "data.min_len=1", "data.max_len=2", "data.width=56", "data.length_probs=null",
-        "data.train_length_probs=null", "data.val_size=500", "data.test_size=500",
-        "model.depth=3", "model.widths=[16,32,32]", "model.context_size=32",
+        "data=notmnist_seq",
+        "data.verify=true",
+        "data.val_glyphs=1000",
+        "data.train_size=6400",
+        "data.min_len=1",
+        "data.max_len=2",
+        "data.width=56",
+        "data.length_probs=null",
+        "data.train_length_probs=null",
+        "data.val_size=500",
+        "data.test_size=500",
+        "model.depth=3",
+        "model.widths=[16,32,32]",
+        "model.context_size=32",
         "trainer.max_epochs=1",
-    ]  # fmt: skip
+    ]
     metrics = train(compose_cfg(overrides, tmp_path))
     # 200 steps of 32 on 1-2 letter numbers: far above chance (1/10 per letter, ~1/55 per number)
     assert metrics["test/digit_accuracy"] > 0.5

@@ -60,20 +60,31 @@ def sweeper(tmp_path, n_trials, storage=None, seed=0, sampler=None, **kwargs) ->
     kwargs = {"n_jobs": 2, "max_failure_rate": 1.0, "params": SPACE, **kwargs}
     s = OptunaSweeper(
         sampler=OmegaConf.structured(sampler or TPESamplerConfig(seed=seed, n_startup_trials=4)),
-        direction="maximize", storage=storage, study_name="s" if storage else None,
-        n_trials=n_trials, n_jobs=kwargs["n_jobs"], max_failure_rate=kwargs["max_failure_rate"],
+        direction="maximize",
+        storage=storage,
+        study_name="s" if storage else None,
+        n_trials=n_trials,
+        n_jobs=kwargs["n_jobs"],
+        max_failure_rate=kwargs["max_failure_rate"],
         params=OmegaConf.create(kwargs["params"]),
-    )  # fmt: skip
+    )
     s.config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "sweep")}}})
     s.launcher = FakeLauncher()
     return s
 
 
 def test_hydra_sweep_syntax_becomes_optuna_distributions():
-    params = {"lr": "tag(log, interval(0.0003, 0.01))", "depth": "range(3, 9)",
-              "head": "choice(separate, shared, rnn)", "p": "interval(0.0, 0.5)",
-              "bn": "choice(false, true)", "f": "range(0.1, 0.5, 0.1)",
-              "width": "tag(log, range(1, 65))", "s": "shuffle(range(1, 4))", "n": "2,4"}  # fmt: skip
+    params = {
+        "lr": "tag(log, interval(0.0003, 0.01))",
+        "depth": "range(3, 9)",
+        "head": "choice(separate, shared, rnn)",
+        "p": "interval(0.0, 0.5)",
+        "bn": "choice(false, true)",
+        "f": "range(0.1, 0.5, 0.1)",
+        "width": "tag(log, range(1, 65))",
+        "s": "shuffle(range(1, 4))",
+        "n": "2,4",
+    }
     space = parse_space(params, ["n=8", "+extra.key=1", "model=cnn"])
     assert space["lr"] == FloatDistribution(0.0003, 0.01, log=True)
     assert space["depth"] == IntDistribution(3, 8)  # Hydra's range excludes its stop
@@ -86,15 +97,33 @@ def test_hydra_sweep_syntax_becomes_optuna_distributions():
     # the command line wins over params, and fixed values are passed on as they are
     assert space["n"] == "n=8" and space["+extra.key"] == "+extra.key=1"
     assert list(space)[-3:] == ["n", "+extra.key", "model"]
-    values = {"lr": 0.001, "depth": 5, "head": "rnn", "p": 0.25, "bn": True, "f": 0.2,
-              "width": 16, "s": 2}  # fmt: skip
+    values = {
+        "lr": 0.001,
+        "depth": 5,
+        "head": "rnn",
+        "p": 0.25,
+        "bn": True,
+        "f": 0.2,
+        "width": 16,
+        "s": 2,
+    }
     assert job_overrides(space, values) == [
-        "lr=0.001", "depth=5", "head=rnn", "p=0.25", "bn=True", "f=0.2", "width=16", "s=2",
-        "n=8", "+extra.key=1", "model=cnn",
-    ]  # fmt: skip
+        "lr=0.001",
+        "depth=5",
+        "head=rnn",
+        "p=0.25",
+        "bn=True",
+        "f=0.2",
+        "width=16",
+        "s=2",
+        "n=8",
+        "+extra.key=1",
+        "model=cnn",
+    ]
     assert grid(parse_space({"f": "range(0.1, 0.5, 0.1)", "h": "a,b"}, [])) == {
-        "f": [0.1, 0.2, 0.3, 0.4], "h": ["a", "b"]
-    }  # fmt: skip
+        "f": [0.1, 0.2, 0.3, 0.4],
+        "h": ["a", "b"],
+    }
     with pytest.raises(ValueError, match="grid sampler needs choice"):
         grid(parse_space({"p": "interval(0, 1)"}, []))
 
@@ -211,8 +240,9 @@ def test_hydra_finds_the_sweeper_and_runs_a_multirun(tmp_path):
     sampler group, Hydra's basic launcher, crashed jobs."""
     (tmp_path / "app.py").write_text(TOY_APP)
     (tmp_path / "app.yaml").write_text(TOY_CONFIG)
-    run = subprocess.run([sys.executable, "app.py", "-m"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "app.py", "-m"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     trials = optuna.load_study(study_name="toy", storage=f"sqlite:///{tmp_path}/optuna.db").trials
     assert len(trials) == 6 and {t.params["y"] for t in trials} <= {0, 1, 2}

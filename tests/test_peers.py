@@ -10,20 +10,27 @@ import os
 import pytest
 from conftest import REPO
 
-spec = importlib.util.spec_from_file_location("peers", REPO / "experiments" / "photo_reader" /
-                                              "peers.py")  # fmt: skip
+spec = importlib.util.spec_from_file_location(
+    "peers", REPO / "experiments" / "photo_reader" / "peers.py"
+)
 peers = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(peers)
 
 
 def test_answer_rule_is_the_digits_of_the_most_confident_line():
     box = [[0, 0], [1, 0], [1, 1], [0, 1]]
-    assert peers.rapidocr_answer([(box, "No. 12", 0.8), (box, "ELM ROAD", 0.99),
-                                  (box, "1O4", 0.9)]) == "14"  # fmt: skip
+    assert (
+        peers.rapidocr_answer([(box, "No. 12", 0.8), (box, "ELM ROAD", 0.99), (box, "1O4", 0.9)])
+        == "14"
+    )
     assert peers.rapidocr_answer(None) == "" and peers.rapidocr_answer([(box, "A", 1.0)]) == ""
-    data = {"text": ["", "Suite", "204", "Oak", "7", "St"], "conf": [-1, 90, 80, 95, 40, 96],
-            "block_num": [1, 1, 1, 2, 3, 3], "par_num": [1] * 6,
-            "line_num": [1, 1, 1, 1, 1, 1]}  # fmt: skip
+    data = {
+        "text": ["", "Suite", "204", "Oak", "7", "St"],
+        "conf": [-1, 90, 80, 95, 40, 96],
+        "block_num": [1, 1, 1, 2, 3, 3],
+        "par_num": [1] * 6,
+        "line_num": [1, 1, 1, 1, 1, 1],
+    }
     # block 1 ("Suite 204", mean 85) beats block 3 ("7 St", mean 68); block 2 has no digit
     assert peers.tesseract_answer(data) == "204"
 

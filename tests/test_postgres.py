@@ -50,13 +50,44 @@ def postgres():
         owner = pwd.getpwnam("postgres")
         os.chown(home, owner.pw_uid, owner.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*as_user, initdb, "-D", str(home / "db"), "-U", "mlflow", "--auth=trust",
-                    "-E", "UTF8", "--no-sync"], check=True, capture_output=True, timeout=120)  # fmt: skip
+    subprocess.run(
+        [
+            *as_user,
+            initdb,
+            "-D",
+            str(home / "db"),
+            "-U",
+            "mlflow",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     port = free_port()
-    server = subprocess.Popen([*as_user, postgres, "-D", str(home / "db"), "-h", "127.0.0.1",
-                               "-p", str(port), "-k", str(home), "-c", "fsync=off"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              start_new_session=True)  # fmt: skip
+    server = subprocess.Popen(
+        [
+            *as_user,
+            postgres,
+            "-D",
+            str(home / "db"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-k",
+            str(home),
+            "-c",
+            "fsync=off",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     admin = f"postgresql://mlflow@127.0.0.1:{port}/postgres"
 
     def accepting() -> bool:
@@ -87,11 +118,24 @@ def server(postgres, tmp_path_factory):
 def test_a_sweep_of_four_jobs_two_at_a_time_through_a_server_on_postgresql(
     server, postgres, tmp_path, fake_data_dir
 ):
-    local = [o for o in small_overrides(tmp_path, fake_data_dir, store=False)
-             if not o.startswith("tracking.")]  # fmt: skip
-    args = ["-m", "launcher=local", "hydra.launcher.n_jobs=2", "threads=1", "seed=0,1,2,3",
-            f"tracking.uri={server}", "tracking.sweep_name=pg", "study=pg_sweep",
-            f"hydra.sweep.dir={tmp_path}/sweep", *FAST, *local]  # fmt: skip
+    local = [
+        o
+        for o in small_overrides(tmp_path, fake_data_dir, store=False)
+        if not o.startswith("tracking.")
+    ]
+    args = [
+        "-m",
+        "launcher=local",
+        "hydra.launcher.n_jobs=2",
+        "threads=1",
+        "seed=0,1,2,3",
+        f"tracking.uri={server}",
+        "tracking.sweep_name=pg",
+        "study=pg_sweep",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+        *FAST,
+        *local,
+    ]
     result = train_cli(args, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (tmp_path / "mlflow.db").exists()  # nothing tracked beside the server

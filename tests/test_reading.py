@@ -23,8 +23,16 @@ from digitrec.reading import evaluate, export, predict, serve
 from digitrec.reading.images import ImageError, decode_image, expand_inputs, load_image
 from digitrec.reading.pipeline import PhotoReader, load_module
 
-READER_NET = dict(in_channels=3, height=54, width=54, depth=3, widths=[8, 8, 16], fc=[32],
-                  context="gru", context_size=16)  # fmt: skip
+READER_NET = dict(
+    in_channels=3,
+    height=54,
+    width=54,
+    depth=3,
+    widths=[8, 8, 16],
+    fc=[32],
+    context="gru",
+    context_size=16,
+)
 LOCALIZER_NET = dict(in_channels=3, size=64, widths=[8, 8, 16, 16], blocks=1, fc=32)
 
 
@@ -47,8 +55,15 @@ def rendered_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("street")
     fonts = street.find_fonts()[:3]
     for split, n, seed in (("train", 40, 0), ("test", 12, 1)):
-        street.render_split(street.random_layouts(n, seed=seed), root, split, seed=seed,
-                            workers=1, fonts=fonts, progress=False)  # fmt: skip
+        street.render_split(
+            street.random_layouts(n, seed=seed),
+            root,
+            split,
+            seed=seed,
+            workers=1,
+            fonts=fonts,
+            progress=False,
+        )
     return root
 
 
@@ -70,8 +85,9 @@ def test_compose_moves_the_box_with_the_pasted_image():
     source = np.zeros((40, 80, 3), np.uint8)
     source[10:30, 20:60] = 255  # the "number": a white block at x 20-60, y 10-30
     for _ in range(20):
-        scene, moved = scenes.compose(rng, source, np.array([[20, 10, 60, 30]]), (80, 40),
-                                      (320, 240), 320 / 240)  # fmt: skip
+        scene, moved = scenes.compose(
+            rng, source, np.array([[20, 10, 60, 30]]), (80, 40), (320, 240), 320 / 240
+        )
         x0, y0, x1, y1 = moved[0]
         assert 0 <= x0 < x1 <= 320 and 0 <= y0 < y1 <= 240
         inside = scene[int(y0) + 2 : int(y1) - 2, int(x0) + 2 : int(x1) - 2]
@@ -105,8 +121,17 @@ def test_zoomed_view_puts_the_number_where_its_box_says_at_a_later_looks_scale()
 
 
 def test_scene_datamodule_batches(rendered_root):
-    dm = SceneDataModule(str(rendered_root), size=64, source_size=48, val_size=8, test_size=6,
-                         batch_size=4, eval_batch_size=5, height=64, width=64)  # fmt: skip
+    dm = SceneDataModule(
+        str(rendered_root),
+        size=64,
+        source_size=48,
+        val_size=8,
+        test_size=6,
+        batch_size=4,
+        eval_batch_size=5,
+        height=64,
+        width=64,
+    )
     dm.prepare_data()
     dm.setup()
     batch = next(iter(dm.train_dataloader()))
@@ -114,8 +139,17 @@ def test_scene_datamodule_batches(rendered_root):
     box = batch["box"]
     assert ((box >= 0) & (box <= 1)).all() and (box[:, 2:] > box[:, :2]).all()
     assert len(dm.val_set.box) == 8 and len(dm.test_set.box) == 6 and dm.rendered
-    zoomed = SceneDataModule(str(rendered_root), size=64, source_size=48, whole=0.0, zoomed=1.0,
-                             val_size=8, test_size=6, height=64, width=64)  # fmt: skip
+    zoomed = SceneDataModule(
+        str(rendered_root),
+        size=64,
+        source_size=48,
+        whole=0.0,
+        zoomed=1.0,
+        val_size=8,
+        test_size=6,
+        height=64,
+        width=64,
+    )
     zoomed.setup()
     widths = zoomed.val_set.box[:, 2] - zoomed.val_set.box[:, 0]
     assert ((widths >= 0.2 - 1e-4) & (widths <= 0.6 + 1e-4)).all()  # every one a later look's view
@@ -130,14 +164,27 @@ def test_localizer_experiment_trains_and_logs_iou(rendered_root, tmp_path):
 
     from digitrec.train import train
 
-    cfg = compose_cfg([
-        "experiment=localizer", f"data.root={rendered_root}", f"paths.data_dir={tmp_path}",
-        f"tracking.uri=sqlite:///{new_store(tmp_path / 'mlflow.db')}", f"tracking.artifact_root={tmp_path}/art",
-        "data.size=32", "data.source_size=32", "data.val_size=8", "data.test_size=8",
-        "data.batch_size=8", "model.widths=[8,8,8]", "model.blocks=1", "model.fc=16",
-        "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false",
-    ], tmp_path)  # fmt: skip
+    cfg = compose_cfg(
+        [
+            "experiment=localizer",
+            f"data.root={rendered_root}",
+            f"paths.data_dir={tmp_path}",
+            f"tracking.uri=sqlite:///{new_store(tmp_path / 'mlflow.db')}",
+            f"tracking.artifact_root={tmp_path}/art",
+            "data.size=32",
+            "data.source_size=32",
+            "data.val_size=8",
+            "data.test_size=8",
+            "data.batch_size=8",
+            "model.widths=[8,8,8]",
+            "model.blocks=1",
+            "model.fc=16",
+            "trainer.max_epochs=1",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+        ],
+        tmp_path,
+    )
     metrics = train(cfg)
     assert 0 <= metrics["test/mean_iou"] <= 1 and 0 <= metrics["test/iou50"] <= 1
     assert "val/mean_iou" in metrics
@@ -172,13 +219,25 @@ def test_localizer_experiment_trains_and_logs_iou(rendered_root, tmp_path):
 def test_photo_reader_experiment_checkpoint_reads_photos(rendered_root, tmp_path):
     from digitrec.train import train
 
-    cfg = compose_cfg([
-        "experiment=photo_reader", f"data.root={rendered_root}", f"paths.data_dir={tmp_path}",
-        f"tracking.uri=sqlite:///{new_store(tmp_path / 'mlflow.db')}", f"tracking.artifact_root={tmp_path}/art",
-        "data.val_size=8", "data.batch_size=8", "data.eval_batch_size=8", "+trainer.max_steps=2",
-        "trainer.max_epochs=1", "model.widths=[8,8,16,16,16]", "model.context_size=16",
-        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-    ], tmp_path)  # fmt: skip
+    cfg = compose_cfg(
+        [
+            "experiment=photo_reader",
+            f"data.root={rendered_root}",
+            f"paths.data_dir={tmp_path}",
+            f"tracking.uri=sqlite:///{new_store(tmp_path / 'mlflow.db')}",
+            f"tracking.artifact_root={tmp_path}/art",
+            "data.val_size=8",
+            "data.batch_size=8",
+            "data.eval_batch_size=8",
+            "+trainer.max_steps=2",
+            "trainer.max_epochs=1",
+            "model.widths=[8,8,16,16,16]",
+            "model.context_size=16",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+        ],
+        tmp_path,
+    )
     train(cfg)
     (best,) = (tmp_path / "output" / "checkpoints").glob("last.ckpt")
     reader = PhotoReader.from_checkpoints(best)
@@ -242,19 +301,25 @@ class FixedLocalizer(torch.nn.Module):
 
 
 def test_second_look_zooms_into_the_first_box(photo_reader):
-    reader = PhotoReader(photo_reader.reader, FixedLocalizer([0.5, 0.5, 0.55, 0.55]), zoom=3.0,
-                         looks=2)  # fmt: skip
+    reader = PhotoReader(
+        photo_reader.reader, FixedLocalizer([0.5, 0.5, 0.55, 0.55]), zoom=3.0, looks=2
+    )
     second, first, *scaled = reader.candidates(photo(400, 600))  # the last look first
     np.testing.assert_allclose(first, [300, 200, 330, 220])
     # the region is the first box 3x as large about its center: 270..360, 180..240
     region = np.array([270, 180, 360, 240])
     rw, rh = region[2] - region[0], region[3] - region[1]
-    np.testing.assert_allclose(second, region[[0, 1, 0, 1]] + [0.5 * rw, 0.5 * rh, 0.55 * rw,
-                                                                0.55 * rh], atol=1)  # fmt: skip
+    np.testing.assert_allclose(
+        second, region[[0, 1, 0, 1]] + [0.5 * rw, 0.5 * rh, 0.55 * rw, 0.55 * rh], atol=1
+    )
     assert len(scaled) == len(reader.scales)
     tiles = reader.tiles(photo(400, 600))  # the fallback's starting regions: 60% quarters
-    assert [t.tolist() for t in tiles] == [[0, 0, 360, 240], [240, 0, 600, 240],
-                                           [0, 160, 360, 400], [240, 160, 600, 400]]  # fmt: skip
+    assert [t.tolist() for t in tiles] == [
+        [0, 0, 360, 240],
+        [240, 0, 600, 240],
+        [0, 160, 360, 400],
+        [240, 160, 600, 400],
+    ]
     assert len(reader.search(photo(400, 600), tiles)) == 4 * (2 + len(reader.scales))
     three = PhotoReader(photo_reader.reader, FixedLocalizer([0.5, 0.5, 0.55, 0.55]), looks=3)
     assert len(three.candidates(photo(400, 600))) == 3 + len(three.scales)
@@ -285,8 +350,21 @@ def test_scenes_folder_and_evaluate_photos(rendered_root, checkpoints, tmp_path,
         assert 0 <= x0 < x1 <= image.shape[1] and 0 <= y0 < y1 <= image.shape[0]
         assert item["number"].isdigit() and len(item["boxes"]) == len(item["number"])
     out = tmp_path / "result.json"
-    assert evaluate.main([str(checkpoints[0]), "--localizer", str(checkpoints[1]), "--scenes",
-                          str(folder), "--out", str(out), "--no-track"]) == 0  # fmt: skip
+    assert (
+        evaluate.main(
+            [
+                str(checkpoints[0]),
+                "--localizer",
+                str(checkpoints[1]),
+                "--scenes",
+                str(folder),
+                "--out",
+                str(out),
+                "--no-track",
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert result["images"] == 4 and set(result["sequence_accuracy"]) == set(evaluate.WAYS)
     e = result["two_stage_errors"]
@@ -295,12 +373,24 @@ def test_scenes_folder_and_evaluate_photos(rendered_root, checkpoints, tmp_path,
     # errors are counted only where the ground-truth crop was right
     assert wrong <= round(4 * result["sequence_accuracy"]["ground-truth crop"])
     assert "wrong where the ground-truth crop is right" in capsys.readouterr().out
-    assert evaluate.main([str(checkpoints[0]), "--localizer", str(checkpoints[1]), "--scenes",
-                          str(tmp_path / "none"), "--no-track"]) == 2  # fmt: skip
+    assert (
+        evaluate.main(
+            [
+                str(checkpoints[0]),
+                "--localizer",
+                str(checkpoints[1]),
+                "--scenes",
+                str(tmp_path / "none"),
+                "--no-track",
+            ]
+        )
+        == 2
+    )
 
 
-def test_evaluate_photos_on_a_labelled_folder_and_an_svhn_folder(rendered_root, checkpoints,
-                                                                 tmp_path, capsys):  # fmt: skip
+def test_evaluate_photos_on_a_labelled_folder_and_an_svhn_folder(
+    rendered_root, checkpoints, tmp_path, capsys
+):
     """labels.csv photos (a corrupt one among them: an error line, the others read, exit 1) and
     a format-1 split folder (ground-truth crops from its boxes), logged as an MLflow run."""
     from mlflow import MlflowClient
@@ -310,18 +400,35 @@ def test_evaluate_photos_on_a_labelled_folder_and_an_svhn_folder(rendered_root, 
     for i, (h, w) in enumerate(((480, 640), (300, 200))):
         Image.fromarray(photo(h, w, i)).save(photos / f"{i}.jpg")
     (photos / "bad.jpg").write_bytes(b"not a jpeg")
-    (photos / "labels.csv").write_text("file,number,crop\n0.jpg,12,full\nbad.jpg,7,full\n"
-                                       "1.jpg,045,tight\n")  # fmt: skip
+    (photos / "labels.csv").write_text(
+        "file,number,crop\n0.jpg,12,full\nbad.jpg,7,full\n1.jpg,045,tight\n"
+    )
     uri = f"sqlite:///{new_store(tmp_path / 'mlflow.db')}"
     out = tmp_path / "eval.json"
-    code = evaluate.main([str(checkpoints[0]), "--localizer", str(checkpoints[1]), "--folder",
-                          str(photos), "--svhn", str(rendered_root / "test"), "--out", str(out),
-                          "--uri", uri])  # fmt: skip
+    code = evaluate.main(
+        [
+            str(checkpoints[0]),
+            "--localizer",
+            str(checkpoints[1]),
+            "--folder",
+            str(photos),
+            "--svhn",
+            str(rendered_root / "test"),
+            "--out",
+            str(out),
+            "--uri",
+            uri,
+        ]
+    )
     assert code == 1 and "bad.jpg" in capsys.readouterr().err
     result = json.loads(out.read_text())
     assert result["images"] == 2 + 12 and [e["file"] for e in result["errors"]] == ["bad.jpg"]
-    assert result["n"] == {"ground-truth crop": 12, "two-stage": 14, "first look only": 14,
-                           "whole photo": 14}  # fmt: skip
+    assert result["n"] == {
+        "ground-truth crop": 12,
+        "two-stage": 14,
+        "first look only": 14,
+        "whole photo": 14,
+    }
     assert result["by_group"]["two-stage"].keys() == {"full", "tight"}
     assert result["readings"][1]["number"] == "045"  # leading zeros kept
     lengths = result["by_length"]["two-stage"]
@@ -331,8 +438,9 @@ def test_evaluate_photos_on_a_labelled_folder_and_an_svhn_folder(rendered_root, 
     )
     assert run.data.metrics["two_stage/n"] == 14 and run.data.metrics["errors"] == 1
     assert run.data.tags["reader_checkpoint"].endswith("reader.ckpt")
-    assert evaluate.main([str(checkpoints[0]), "--folder", str(tmp_path / "none"),
-                          "--no-track"]) == 2  # fmt: skip
+    assert (
+        evaluate.main([str(checkpoints[0]), "--folder", str(tmp_path / "none"), "--no-track"]) == 2
+    )
 
 
 # ------------------------------------------------------------------------ digitrec-predict
@@ -342,12 +450,23 @@ def test_predict_reads_a_folder_and_reports_the_corrupt_file(checkpoints, tmp_pa
     Image.fromarray(photo(480, 640, 1)).save(folder / "a.jpg")
     Image.fromarray(photo(300, 200, 2)[..., 0]).save(folder / "b.png")
     (folder / "c.jpg").write_bytes(b"\xff\xd8\xff\xe0 garbage, not a JPEG")
-    code = predict.main([str(checkpoints[0]), str(folder), "--localizer", str(checkpoints[1]),
-                         "--annotate", str(tmp_path / "annotated")])  # fmt: skip
+    code = predict.main(
+        [
+            str(checkpoints[0]),
+            str(folder),
+            "--localizer",
+            str(checkpoints[1]),
+            "--annotate",
+            str(tmp_path / "annotated"),
+        ]
+    )
     out = capsys.readouterr()
     lines = [json.loads(line) for line in out.out.splitlines()]
-    assert code == 1 and [line["file"].split("/")[-1] for line in lines] == ["a.jpg", "b.png",
-                                                                            "c.jpg"]  # fmt: skip
+    assert code == 1 and [line["file"].split("/")[-1] for line in lines] == [
+        "a.jpg",
+        "b.png",
+        "c.jpg",
+    ]
     assert {"number", "confidence", "box"} <= set(lines[0]) and "error" in lines[2]
     assert "c.jpg" in lines[2]["error"] and "could not be read" in out.err
     annotated = sorted(p.name for p in (tmp_path / "annotated").iterdir())
@@ -367,8 +486,22 @@ def test_predict_annotates_a_generated_video(checkpoints, tmp_path, capsys):
         writer.write(photo(120, 160, i))
     writer.release()
     out = tmp_path / "street.read.avi"
-    assert predict.main([str(checkpoints[0]), "--localizer", str(checkpoints[1]), "--video",
-                         str(video), "--out", str(out), "--every", "2"]) == 0  # fmt: skip
+    assert (
+        predict.main(
+            [
+                str(checkpoints[0]),
+                "--localizer",
+                str(checkpoints[1]),
+                "--video",
+                str(video),
+                "--out",
+                str(out),
+                "--every",
+                "2",
+            ]
+        )
+        == 0
+    )
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["frame"] for line in lines] == [0, 2, 4] and "number" in lines[0]
     capture = cv2.VideoCapture(str(out))
@@ -381,8 +514,12 @@ def test_predict_annotates_a_generated_video(checkpoints, tmp_path, capsys):
 
 # ---------------------------------------------------------------------------------- export
 def test_torchscript_and_onnx_exports_match_pytorch(checkpoints, tmp_path):
-    assert export.main([str(checkpoints[0]), "--localizer", str(checkpoints[1]), "--out",
-                        str(tmp_path)]) == 0  # fmt: skip
+    assert (
+        export.main(
+            [str(checkpoints[0]), "--localizer", str(checkpoints[1]), "--out", str(tmp_path)]
+        )
+        == 0
+    )
     meta = json.loads((tmp_path / "export.json").read_text())
     reader = load_module(checkpoints[0])
     images = torch.randint(0, 256, (3, 3, 54, 54), dtype=torch.uint8)
@@ -407,8 +544,9 @@ def server(photo_reader):
 
 
 def _post(url, body: bytes, content_type: str, query: str = ""):
-    request = urllib.request.Request(f"{url}/api/read{query}", data=body, method="POST",
-                                     headers={"Content-Type": content_type})  # fmt: skip
+    request = urllib.request.Request(
+        f"{url}/api/read{query}", data=body, method="POST", headers={"Content-Type": content_type}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as r:
             return r.status, json.loads(r.read())

@@ -13,8 +13,10 @@ def _sweep(uri):
     parent = client.create_run(exp, tags={"sweep": "true"}).info.run_id
     results = {("separate", 0): 0.90, ("separate", 1): 0.92, ("rnn", 0): 0.80, ("rnn", 1): 0.84}
     for (head, seed), acc in results.items():
-        tags = {PARENT_TAG: parent,
-                "hydra_overrides": f"model.head={head} seed={seed} experiment=heads threads=1"}  # fmt: skip
+        tags = {
+            PARENT_TAG: parent,
+            "hydra_overrides": f"model.head={head} seed={seed} experiment=heads threads=1",
+        }
         run = client.create_run(exp, tags=tags).info.run_id
         client.log_metric(run, "test/sequence_accuracy", acc)
         client.log_metric(run, "model/parameters", 1000 if head == "rnn" else 500)

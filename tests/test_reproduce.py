@@ -17,27 +17,47 @@ TINY = {
     "svhn": {
         "require_real": False,
         "render_limit": 48,
-        "overrides": ["experiment=paper_svhn", "model.batch_norm=true", "model.widths=[4,4,8,8]",
-                      "model.locally_connected=8", "model.fc=[16]", "data.val_size=16",
-                      "data.test_size=24", "data.batch_size=8", "data.eval_batch_size=24",
-                      "data.train_size=16", "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
-                      "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"],
+        "overrides": [
+            "experiment=paper_svhn",
+            "model.batch_norm=true",
+            "model.widths=[4,4,8,8]",
+            "model.locally_connected=8",
+            "model.fc=[16]",
+            "data.val_size=16",
+            "data.test_size=24",
+            "data.batch_size=8",
+            "data.eval_batch_size=24",
+            "data.train_size=16",
+            "trainer.max_epochs=1",
+            "trainer.num_sanity_val_steps=0",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+        ],
         "depths": [3, 5],
         "heads": ["rnn"],
     },
     "mnist": {
-        "overrides": ["data.verify=false", "data.val_glyphs=100", "data.train_size=64",
-                      "data.val_size=32", "data.test_size=32", "data.batch_size=32",
-                      "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
-                      "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-                      "eval=[]"],  # no evaluation suites: the report does not use them
+        "overrides": [
+            "data.verify=false",
+            "data.val_glyphs=100",
+            "data.train_size=64",
+            "data.val_size=32",
+            "data.test_size=32",
+            "data.batch_size=32",
+            "trainer.max_epochs=1",
+            "trainer.num_sanity_val_steps=0",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+            "eval=[]",
+        ],  # no evaluation suites: the report does not use them
         "heads": ["separate", "shared"],
     },
-}  # fmt: skip
+}
 
 
-def test_reproduce_writes_the_report_with_plots_and_run_ids(tmp_path, fake_data_dir,
-                                                            real_data_dir, monkeypatch, capsys):  # fmt: skip
+def test_reproduce_writes_the_report_with_plots_and_run_ids(
+    tmp_path, fake_data_dir, real_data_dir, monkeypatch, capsys
+):
     """The whole path on a tiny profile, every SVHN model read on the real SVHN test images
     (../shared/data/svhn/real/test, 258), then the profile grown by a depth and run again over
     the same folders: only the new job runs, into the same sweep parent."""
@@ -56,9 +76,20 @@ def test_reproduce_writes_the_report_with_plots_and_run_ids(tmp_path, fake_data_
         part.overrides.append(f"tracking.artifact_root={tmp_path / 'mlartifacts'}")
     OmegaConf.save(tiny, profile)
     out, store = tmp_path / "report", tmp_path / "mlflow.db"
-    argv = ["--profile", str(profile), "--out", str(out), "--data-dir", str(data),
-            "--render-dir", str(tmp_path / "street"), "--uri", f"sqlite:///{store}",
-            "--sweep-dir", str(tmp_path / "sweeps")]  # fmt: skip
+    argv = [
+        "--profile",
+        str(profile),
+        "--out",
+        str(out),
+        "--data-dir",
+        str(data),
+        "--render-dir",
+        str(tmp_path / "street"),
+        "--uri",
+        f"sqlite:///{store}",
+        "--sweep-dir",
+        str(tmp_path / "sweeps"),
+    ]
     assert reproduce.main(argv) == 0
     assert (tmp_path / "street" / "RENDERED.md").exists()  # no real SVHN train: the stand-in
     for png in ("depth.png", "coverage.png"):
@@ -70,8 +101,9 @@ def test_reproduce_writes_the_report_with_plots_and_run_ids(tmp_path, fake_data_
     assert "| coverage at 98% accuracy | 95.64% |" in text
     assert "ours: real SVHN test (n=258)" in text
     for depth, paper in ((3, "92.30%"), (5, "94.70%")):  # paper, val, test, real ± s.e.
-        assert re.search(rf"^\| {depth} \| {paper} \| [\d.]+% \| [\d.]+% \| [\d.]+% ± [\d.]+ \|",
-                         text, re.M), text  # fmt: skip
+        assert re.search(
+            rf"^\| {depth} \| {paper} \| [\d.]+% \| [\d.]+% \| [\d.]+% ± [\d.]+ \|", text, re.M
+        ), text
 
     client = MlflowClient(f"sqlite:///{store}")
     exp = client.get_experiment_by_name("reproduce_tiny")
@@ -99,18 +131,26 @@ def test_reproduce_writes_the_report_with_plots_and_run_ids(tmp_path, fake_data_
     # killed while it ran (its run left RUNNING)
     tiny.svhn.depths = [3, 4, 5]
     OmegaConf.save(tiny, profile)
-    zombie = client.create_run(exp.experiment_id,
-                               tags={"mlflow.parentRunId": parents["depth"].info.run_id}).info  # fmt: skip
+    zombie = client.create_run(
+        exp.experiment_id, tags={"mlflow.parentRunId": parents["depth"].info.run_id}
+    ).info
     capsys.readouterr()
     assert reproduce.main(argv) == 0
     said = capsys.readouterr().out
-    assert "sweep depth: 2 of 3 jobs finished before; running depth=4 into parent run " + \
-        parents["depth"].info.run_id in said  # fmt: skip
+    assert (
+        "sweep depth: 2 of 3 jobs finished before; running depth=4 into parent run "
+        + parents["depth"].info.run_id
+        in said
+    )
     assert "sweep heads_mnist: every job finished before" in said
     assert "real SVHN test (258 images) 1/1" in said  # only the new run is read
     runs = client.search_runs([exp.experiment_id])
-    depth = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents["depth"].info.run_id
-             and r.info.status == "FINISHED"]  # fmt: skip
+    depth = [
+        r
+        for r in runs
+        if r.data.tags.get("mlflow.parentRunId") == parents["depth"].info.run_id
+        and r.info.status == "FINISHED"
+    ]
     assert sorted(r.data.params["model.depth"] for r in depth) == ["3", "4", "5"]
     assert client.get_run(zombie.run_id).info.status == "KILLED"
     assert f"run {zombie.run_id} of an earlier attempt was left running" in said
@@ -123,15 +163,32 @@ def test_reproduce_writes_the_report_with_plots_and_run_ids(tmp_path, fake_data_
     # another recipe over the same folders: refused in one line, nothing run
     tiny.svhn.overrides.append("model.fc=[32]")
     OmegaConf.save(tiny, profile)
-    with pytest.raises(SystemExit, match=r"depth/reproduce_overrides.txt: the sweep there was run "
-                                         r"with other overrides .*--fresh"):  # fmt: skip
+    with pytest.raises(
+        SystemExit,
+        match=r"depth/reproduce_overrides.txt: the sweep there was run "
+        r"with other overrides .*--fresh",
+    ):
         reproduce.main(argv)
 
 
 def test_reproduce_dry_run_prints_the_three_sweeps(tmp_path, capsys):
     store = f"sqlite:///{tmp_path}/mlflow.db"
-    assert reproduce.main(["--profile", "smoke", "--dry-run", "--data-dir", str(tmp_path),
-                           "--render-dir", str(tmp_path / "street"), "--uri", store]) == 0  # fmt: skip
+    assert (
+        reproduce.main(
+            [
+                "--profile",
+                "smoke",
+                "--dry-run",
+                "--data-dir",
+                str(tmp_path),
+                "--render-dir",
+                str(tmp_path / "street"),
+                "--uri",
+                store,
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.count("digitrec.train -m") == 3
     assert "model.depth=3,5,8,11 " in out  # the profile's depths
@@ -164,7 +221,20 @@ def test_one_reproduction_at_a_time_over_a_sweep_folder(tmp_path):
 
 
 def test_fresh_starts_a_new_folder_beside_the_given_one(tmp_path, capsys):
-    assert reproduce.main(["--profile", "smoke", "--dry-run", "--fresh", "--data-dir",
-                           str(tmp_path), "--sweep-dir", str(tmp_path / "sweeps")]) == 0  # fmt: skip
+    assert (
+        reproduce.main(
+            [
+                "--profile",
+                "smoke",
+                "--dry-run",
+                "--fresh",
+                "--data-dir",
+                str(tmp_path),
+                "--sweep-dir",
+                str(tmp_path / "sweeps"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert f"hydra.sweep.dir={tmp_path}/sweeps-20" in out and f"{tmp_path}/sweeps/" not in out

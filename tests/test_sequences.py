@@ -124,12 +124,23 @@ def test_datamodule_draws_each_split_from_its_own_pool(tmp_path):
         return images
 
     train = np.concatenate([bars(300, 50), bars(100, 150)])  # the last 100 validate
-    arrays = {"train_images": train, "train_labels": np.arange(400, dtype=np.uint8) % 10,
-              "test_images": bars(80, 250), "test_labels": np.arange(80, dtype=np.uint8) % 10}  # fmt: skip
+    arrays = {
+        "train_images": train,
+        "train_labels": np.arange(400, dtype=np.uint8) % 10,
+        "test_images": bars(80, 250),
+        "test_labels": np.arange(80, dtype=np.uint8) % 10,
+    }
     for key, spec in MNIST_FILES.items():
         write_idx(tmp_path / "mnist" / f"{spec.name}.gz", arrays[key])
-    dm = SequenceDataModule(str(tmp_path), val_glyphs=100, val_size=200, test_size=200,
-                            train_size=256, batch_size=64, verify=False)  # fmt: skip
+    dm = SequenceDataModule(
+        str(tmp_path),
+        val_glyphs=100,
+        val_size=200,
+        test_size=200,
+        train_size=256,
+        batch_size=64,
+        verify=False,
+    )
     dm.setup()
     assert set(np.unique(dm.val_set.images)) == {0, 150}
     assert set(np.unique(dm.test_set.images)) == {0, 250}
@@ -146,9 +157,17 @@ def test_augmented_training_stream_is_reproducible_for_a_seed(fake_data_dir):
 
     def first_batch(seed):
         pipeline = A.Compose([A.Affine(rotate=(-30, 30), p=1.0), A.ElasticTransform(p=1.0)])
-        dm = SequenceDataModule(str(fake_data_dir), val_glyphs=100, val_size=50, test_size=50,
-                                train_size=64, batch_size=32, verify=False, seed=seed,
-                                augmentation=pipeline)  # fmt: skip
+        dm = SequenceDataModule(
+            str(fake_data_dir),
+            val_glyphs=100,
+            val_size=50,
+            test_size=50,
+            train_size=64,
+            batch_size=32,
+            verify=False,
+            seed=seed,
+            augmentation=pipeline,
+        )
         dm.setup()
         return next(iter(dm.train_dataloader()))["image"]
 

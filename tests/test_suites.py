@@ -21,15 +21,18 @@ def find_cells(image, glyphs, labels, digits, length, pitch=28):
     right label; None when no x does."""
     for x0 in range(image.shape[1] - pitch * length + 1):
         cells = [image[:, x0 + pitch * i : x0 + pitch * (i + 1)] for i in range(length)]
-        if all(any(np.array_equal(c, glyphs[j]) for j in np.nonzero(labels == d)[0])
-               for c, d in zip(cells, digits[:length], strict=True)):  # fmt: skip
+        if all(
+            any(np.array_equal(c, glyphs[j]) for j in np.nonzero(labels == d)[0])
+            for c, d in zip(cells, digits[:length], strict=True)
+        ):
             return x0
     return None
 
 
 def test_issue_suites_exist():
-    assert {"fixed_pitch", "fixed_pitch_fill", "wide_gaps", "touching", "scaled",
-            "shifted"} <= set(ALL_SUITES)  # fmt: skip
+    assert {"fixed_pitch", "fixed_pitch_fill", "wide_gaps", "touching", "scaled", "shifted"} <= set(
+        ALL_SUITES
+    )
 
 
 @pytest.mark.parametrize("name", ALL_SUITES)
@@ -140,9 +143,12 @@ def test_suites_use_only_test_digits_and_are_logged_by_a_training_run(tmp_path):
         images[:, 5:23, 10:16] = value
         return images
 
-    arrays = {"train_images": np.concatenate([bars(300, 50), bars(100, 150)]),
-              "train_labels": np.arange(400, dtype=np.uint8) % 10,
-              "test_images": bars(80, 250), "test_labels": np.arange(80, dtype=np.uint8) % 10}  # fmt: skip
+    arrays = {
+        "train_images": np.concatenate([bars(300, 50), bars(100, 150)]),
+        "train_labels": np.arange(400, dtype=np.uint8) % 10,
+        "test_images": bars(80, 250),
+        "test_labels": np.arange(80, dtype=np.uint8) % 10,
+    }
     for key, spec in MNIST_FILES.items():
         write_idx(tmp_path / "data" / "mnist" / f"{spec.name}.gz", arrays[key])
     dm = SequenceDataModule(str(tmp_path / "data"), val_glyphs=100, verify=False)
@@ -153,15 +159,23 @@ def test_suites_use_only_test_digits_and_are_logged_by_a_training_run(tmp_path):
         assert set(np.unique(s.images[placed])) == {0, 250}, name
 
     overrides = small_overrides(tmp_path, tmp_path / "data") + [
-        "trainer.max_epochs=1", "eval=[touching,fixed_pitch]", "eval.touching.n=40",
+        "trainer.max_epochs=1",
+        "eval=[touching,fixed_pitch]",
+        "eval.touching.n=40",
         "eval.fixed_pitch.n=48",
-    ]  # fmt: skip
+    ]
     metrics = train(compose_cfg(overrides, tmp_path))
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     (run,) = client.search_runs([client.get_experiment_by_name("mnist_seq").experiment_id])
     for name, n in (("touching", 40), ("fixed_pitch", 48)):
-        for key in ("sequence_accuracy", "digit_accuracy", "length_accuracy", "n",
-                    "sequence_accuracy_len2", "sequence_accuracy_len5"):  # fmt: skip
+        for key in (
+            "sequence_accuracy",
+            "digit_accuracy",
+            "length_accuracy",
+            "n",
+            "sequence_accuracy_len2",
+            "sequence_accuracy_len5",
+        ):
             assert f"suite/{name}/{key}" in run.data.metrics, (name, key)
             assert run.data.metrics[f"suite/{name}/{key}"] == pytest.approx(
                 metrics[f"suite/{name}/{key}"]
@@ -177,17 +191,20 @@ def test_fixed_pitch_cells_are_real_mnist_test_digits_never_training_ones(real_d
     from digitrec.data.mnist import load_mnist
 
     data = load_mnist(real_data_dir, download=False)
-    test = {im.tobytes(): int(y) for im, y in zip(data["test_images"], data["test_labels"],
-                                                  strict=True)}  # fmt: skip
+    test = {
+        im.tobytes(): int(y) for im, y in zip(data["test_images"], data["test_labels"], strict=True)
+    }
     train = {im.tobytes() for im in data["train_images"]}
     s = suite("fixed_pitch").build(data["test_images"], data["test_labels"])
     checked = 0
     for image, n, digits in zip(s.images[:400], s.length[:400], s.digits[:400], strict=True):
         if n > 4:  # 5 cells (140 px) are resized to the canvas
             continue
-        starts = [x for x in range(112 - 28 * n + 1)
-                  if all(image[:, x + 28 * i : x + 28 * (i + 1)].tobytes() in test
-                         for i in range(n))]  # fmt: skip
+        starts = [
+            x
+            for x in range(112 - 28 * n + 1)
+            if all(image[:, x + 28 * i : x + 28 * (i + 1)].tobytes() in test for i in range(n))
+        ]
         assert starts, digits
         cells = [
             image[:, starts[0] + 28 * i : starts[0] + 28 * (i + 1)].tobytes() for i in range(n)

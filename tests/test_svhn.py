@@ -67,11 +67,13 @@ def test_fixture_images_preprocess_to_crops_holding_the_number(svhn_shared, tmp_
     (root / "train").mkdir(parents=True)
     records = svhn.read_digit_struct(svhn_shared / "fixtures" / "train" / "digitStruct.mat")[:3]
     for r in records:
-        (root / "train" / r.name).write_bytes((svhn_shared / "fixtures" / "train" / r.name)
-                                              .read_bytes())  # fmt: skip
+        (root / "train" / r.name).write_bytes(
+            (svhn_shared / "fixtures" / "train" / r.name).read_bytes()
+        )
     svhn.write_digit_struct(root / "train" / "digitStruct.mat", records)
-    cache = svhn.load_cache(svhn.build_cache(root, "train", svhn.Preprocessing(), download=False,
-                                             progress=False))  # fmt: skip
+    cache = svhn.load_cache(
+        svhn.build_cache(root, "train", svhn.Preprocessing(), download=False, progress=False)
+    )
     assert cache["images"].shape == (3, 64, 64, 3) and cache["length"].tolist()[0] == 2
     assert cache["digits"][0, :2].tolist() == [1, 9] and cache["size"][0].tolist() == [741, 350]
     # 1.png: union box 246..419 x 77..300 (173 x 223), x1.3 about (332.5, 188.5) = 220.05..444.95
@@ -85,9 +87,15 @@ def _records(n: int, seed: int = 0) -> list[svhn.Record]:
     out = []
     for i in range(n):
         k = 1 + i % 6  # one to six digits: inline values and reference arrays both occur
-        boxes = np.column_stack([rng.integers(1, 11, k), rng.integers(-3, 200, k),
-                                 rng.integers(-2, 50, k), rng.integers(5, 40, k),
-                                 rng.integers(10, 60, k)]).astype(np.float64)  # fmt: skip
+        boxes = np.column_stack(
+            [
+                rng.integers(1, 11, k),
+                rng.integers(-3, 200, k),
+                rng.integers(-2, 50, k),
+                rng.integers(5, 40, k),
+                rng.integers(10, 60, k),
+            ]
+        ).astype(np.float64)
         out.append(svhn.Record(f"{i + 1}.png", boxes, (260, 120)))
     return out
 
@@ -170,11 +178,18 @@ def test_long_number_policy_is_configurable_and_counted(tmp_path, caplog):
     root = tmp_path / "svhn"
     _write_images(root, "train", records)
     with caplog.at_level(logging.INFO):
-        kept = svhn.load_cache(svhn.build_cache(root, "train", svhn.Preprocessing(),
-                                                download=False, progress=False))  # fmt: skip
-        dropped = svhn.load_cache(svhn.build_cache(
-            root, "train", svhn.Preprocessing(long_numbers="drop"), download=False,
-            progress=False))  # fmt: skip
+        kept = svhn.load_cache(
+            svhn.build_cache(root, "train", svhn.Preprocessing(), download=False, progress=False)
+        )
+        dropped = svhn.load_cache(
+            svhn.build_cache(
+                root,
+                "train",
+                svhn.Preprocessing(long_numbers="drop"),
+                download=False,
+                progress=False,
+            )
+        )
     assert len(kept["length"]) == 12 and (kept["length"] == 6).sum() == 2  # the class '>5'
     assert len(dropped["length"]) == 10 and dropped["length"].max() == 5
     assert "2 numbers longer than 5 digits kept as the length class '>5'" in caplog.text
@@ -203,8 +218,9 @@ def test_cache_is_keyed_by_the_preprocessing_and_never_half_written(tmp_path, mo
     stamp = first.stat().st_mtime_ns
     assert svhn.build_cache(root, "train", p, download=False, progress=False) == first
     assert first.stat().st_mtime_ns == stamp  # reused, not rebuilt
-    other = svhn.build_cache(root, "train", svhn.Preprocessing(size=48), download=False,
-                             progress=False)  # fmt: skip
+    other = svhn.build_cache(
+        root, "train", svhn.Preprocessing(size=48), download=False, progress=False
+    )
     assert other != first and svhn.load_cache(other)["images"].shape[1:] == (48, 48, 3)
     assert svhn.load_cache(first)["images"].shape[1:] == (64, 64, 3)
 
@@ -250,8 +266,9 @@ def test_rendered_dataset_round_trips_writer_reader_cache(rendered):
     for split, records in layouts.items():
         back = svhn.read_digit_struct(root / split / "digitStruct.mat")
         assert _same(back, records)
-        cache = svhn.load_cache(svhn.build_cache(root, split, svhn.Preprocessing(),
-                                                 download=False, progress=False))  # fmt: skip
+        cache = svhn.load_cache(
+            svhn.build_cache(root, split, svhn.Preprocessing(), download=False, progress=False)
+        )
         assert cache["rendered"] and len(cache["length"]) == len(records)
         for i, r in enumerate(records):
             n, digits = svhn.encode_labels(r.boxes, 5)
@@ -305,14 +322,26 @@ def test_paper_svhn_experiment_runs_on_the_rendered_stand_in(rendered, tmp_path,
     from digitrec.train import train
 
     root, _ = rendered
-    cfg = compose_cfg([
-        f"experiment={experiment}", f"data.root={root}", f"paths.data_dir={tmp_path}",
-        f"tracking.uri=sqlite:///{new_store(tmp_path / 'mlflow.db')}", f"tracking.artifact_root={tmp_path}/art",
-        "data.val_size=10", "data.batch_size=8", "data.eval_batch_size=16",
-        "+trainer.max_steps=2", "trainer.max_epochs=1", "+trainer.limit_val_batches=1",
-        "+trainer.limit_test_batches=1", "trainer.num_sanity_val_steps=0",
-        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-    ], tmp_path)  # fmt: skip
+    cfg = compose_cfg(
+        [
+            f"experiment={experiment}",
+            f"data.root={root}",
+            f"paths.data_dir={tmp_path}",
+            f"tracking.uri=sqlite:///{new_store(tmp_path / 'mlflow.db')}",
+            f"tracking.artifact_root={tmp_path}/art",
+            "data.val_size=10",
+            "data.batch_size=8",
+            "data.eval_batch_size=16",
+            "+trainer.max_steps=2",
+            "trainer.max_epochs=1",
+            "+trainer.limit_val_batches=1",
+            "+trainer.limit_test_batches=1",
+            "trainer.num_sanity_val_steps=0",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+        ],
+        tmp_path,
+    )
     fast = experiment == "paper_svhn_fast"
     assert cfg.model.widths[0] == (16 if fast else 48) and cfg.model.batch_norm is fast
     assert (cfg.model.fc_dropout == 0.0) is fast and cfg.model.maxout == 3
@@ -323,8 +352,12 @@ def test_paper_svhn_experiment_runs_on_the_rendered_stand_in(rendered, tmp_path,
     import mlflow
 
     runs = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").search_runs(
-        [mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-         .get_experiment_by_name("svhn").experiment_id])  # fmt: skip
+        [
+            mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+            .get_experiment_by_name("svhn")
+            .experiment_id
+        ]
+    )
     assert "rendered" in runs[0].data.tags["synthetic_data"]
 
 
@@ -339,8 +372,9 @@ def test_archive_is_extracted_and_offline_download_is_one_line(tmp_path, monkeyp
         tar.add(src / "train", arcname="train")
     data = buf.getvalue()
     (root / "train.tar.gz").write_bytes(data)
-    monkeypatch.setitem(svhn.ARCHIVES, "train",
-                        ("train.tar.gz", len(data), hashlib.md5(data).hexdigest()))  # fmt: skip
+    monkeypatch.setitem(
+        svhn.ARCHIVES, "train", ("train.tar.gz", len(data), hashlib.md5(data).hexdigest())
+    )
     folder = svhn.ensure_split(root, "train")
     assert _same(svhn.read_digit_struct(folder / "digitStruct.mat"), _records(3))
     assert not [p for p in root.iterdir() if p.name.startswith(".")]  # no temporary folder
@@ -354,8 +388,9 @@ def test_archive_is_extracted_and_offline_download_is_one_line(tmp_path, monkeyp
     with pytest.raises(FileNotFoundError, match="download disabled"):
         svhn.ensure_split(root, "test", download=False)
     (root / "test.tar.gz").write_bytes(data[:100])
-    monkeypatch.setitem(svhn.ARCHIVES, "test", ("test.tar.gz", 100, hashlib.md5(data[:100])
-                                                .hexdigest()))  # fmt: skip
+    monkeypatch.setitem(
+        svhn.ARCHIVES, "test", ("test.tar.gz", 100, hashlib.md5(data[:100]).hexdigest())
+    )
     with pytest.raises(ValueError, match="test.tar.gz: unreadable or truncated archive"):
         svhn.ensure_split(root, "test")
     assert not (root / "test").exists()
@@ -364,8 +399,9 @@ def test_archive_is_extracted_and_offline_download_is_one_line(tmp_path, monkeyp
 def test_use_extra_adds_the_extra_split_to_training(rendered, tmp_path):
     root, layouts = rendered
     extra = street.random_layouts(20, seed=2)
-    street.render_split(extra, root, "extra", seed=4, workers=1,
-                        fonts=street.find_fonts()[:2], progress=False)  # fmt: skip
+    street.render_split(
+        extra, root, "extra", seed=4, workers=1, fonts=street.find_fonts()[:2], progress=False
+    )
     base = SVHNDataModule(str(root), val_size=10, batch_size=5)
     base.setup()
     more = SVHNDataModule(str(root), val_size=10, batch_size=5, use_extra=True)
@@ -380,9 +416,15 @@ def _write_json_labels(path, records) -> None:
     import gzip
     import json
 
-    entries = [{"name": r.name, "width": r.size[0], "height": r.size[1],
-                "boxes": [dict(zip(svhn.FIELDS, map(float, b), strict=True)) for b in r.boxes]}
-               for r in records]  # fmt: skip
+    entries = [
+        {
+            "name": r.name,
+            "width": r.size[0],
+            "height": r.size[1],
+            "boxes": [dict(zip(svhn.FIELDS, map(float, b), strict=True)) for b in r.boxes],
+        }
+        for r in records
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     with gzip.open(path, "wt") as f:
         json.dump(entries, f)
@@ -404,14 +446,15 @@ def test_a_png_folder_with_json_labels_is_a_split(rendered, tmp_path, monkeypatc
     _write_json_labels(tmp_path / "svhn" / "labels" / "test.json.gz", layouts["test"])
     with caplog.at_level(logging.WARNING):
         folder, records = svhn.split_records(root, "test", download=False)
-    assert folder == root / "test" and _same(sorted(records, key=lambda r: r.name),
-                                             sorted(present, key=lambda r: r.name))  # fmt: skip
+    assert folder == root / "test" and _same(
+        sorted(records, key=lambda r: r.name), sorted(present, key=lambda r: r.name)
+    )
     assert "1 PNGs have no entry" in caplog.text
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     real_access = os.access
     monkeypatch.setattr(
         svhn.os, "access", lambda p, mode: False if str(p) == str(root) else real_access(p, mode)
-    )  # fmt: skip (root may write anywhere)
+    )  # (root may write anywhere)
     path = svhn.build_cache(root, "test", svhn.Preprocessing(), download=False, progress=False)
     assert path.is_relative_to(tmp_path / "xdg" / "digitrec") and not (root / "cache").exists()
     cache = svhn.load_cache(path)
@@ -422,14 +465,14 @@ def test_a_png_folder_with_json_labels_is_a_split(rendered, tmp_path, monkeypatc
         svhn.split_records(root, "test", download=False)
 
 
-def test_real_svhn_subsets_are_splits_with_the_official_labels(svhn_shared, tmp_path,
-                                                               monkeypatch):  # fmt: skip
+def test_real_svhn_subsets_are_splits_with_the_official_labels(svhn_shared, tmp_path, monkeypatch):
     """$DIGITREC_DATA_DIR/svhn/real: 262 train and 258 test PNGs, labelled from the JSON form,
     as data.root of the SVHN datamodule (caches outside the read-only shared folder)."""
     real = svhn_shared / "real"
-    labels = {s: {r.name: r for r in svhn.read_json_labels(svhn_shared / "labels" /
-                                                            f"{s}.json.gz")}
-              for s in ("train", "test")}  # fmt: skip
+    labels = {
+        s: {r.name: r for r in svhn.read_json_labels(svhn_shared / "labels" / f"{s}.json.gz")}
+        for s in ("train", "test")
+    }
     for split, n in (("train", 262), ("test", 258)):
         folder, records = svhn.split_records(real, split, download=False)
         assert len(records) == n and all((folder / r.name).is_file() for r in records)
@@ -456,13 +499,22 @@ def test_renderer_is_deterministic_and_its_knobs_parse(rendered):
         a, b = (street.render(r, fonts, seed=7, style=style) for _ in range(2))
         assert np.array_equal(a, b) and a.shape == (r.size[1], r.size[0], 3)
         assert not np.array_equal(a, street.render(r, fonts, seed=8, style=style))
-    parsed = street.Style.parse(["words=0.5", "contrast=0.5,0.9", "palette=random",
-                                 "backgrounds=/x"], street.Style.v1())  # fmt: skip
+    parsed = street.Style.parse(
+        ["words=0.5", "contrast=0.5,0.9", "palette=random", "backgrounds=/x"], street.Style.v1()
+    )
     assert (parsed.words, parsed.contrast, parsed.palette, parsed.backgrounds) == (
-        0.5, (0.5, 0.9), "random", "/x") and parsed.relief == 0.0  # fmt: skip
-    for bad, match in (("nope=1", "KEY=VALUE"), ("words=lots", "a number"),
-                       ("words=2", "share in"), ("palette=neon", "natural or random"),
-                       ("contrast=0.9,0.5", "0 < low <= high")):  # fmt: skip
+        0.5,
+        (0.5, 0.9),
+        "random",
+        "/x",
+    ) and parsed.relief == 0.0
+    for bad, match in (
+        ("nope=1", "KEY=VALUE"),
+        ("words=lots", "a number"),
+        ("words=2", "share in"),
+        ("palette=neon", "natural or random"),
+        ("contrast=0.9,0.5", "0 < low <= high"),
+    ):
         with pytest.raises(ValueError, match=match):
             street.Style.parse([bad])
 
@@ -502,13 +554,25 @@ def test_styled_digits_stay_in_their_boxes(rendered):
     assert inked >= 0.9 * boxes
 
 
-def test_street_command_takes_style_knobs_and_refuses_a_read_only_folder(tmp_path, capsys,
-                                                                         monkeypatch):  # fmt: skip
+def test_street_command_takes_style_knobs_and_refuses_a_read_only_folder(
+    tmp_path, capsys, monkeypatch
+):
     from digitrec.data import cli
 
     out = tmp_path / "street"
-    args = ["street", "--random", "6", "--splits", "train", "--workers", "1", "--out", str(out),
-            "--data-dir", str(tmp_path)]  # fmt: skip
+    args = [
+        "street",
+        "--random",
+        "6",
+        "--splits",
+        "train",
+        "--workers",
+        "1",
+        "--out",
+        str(out),
+        "--data-dir",
+        str(tmp_path),
+    ]
     assert cli.main([*args, "--set", "words=1", "--set", "palette=random"]) == 0
     marker = (out / svhn.RENDERED_MARKER).read_text()
     assert "words=1.0" in marker and "palette='random'" in marker
@@ -516,8 +580,9 @@ def test_street_command_takes_style_knobs_and_refuses_a_read_only_folder(tmp_pat
     assert cli.main([*args, "--set", "glitter=1"]) == 1
     assert "--set 'glitter=1': expected KEY=VALUE" in capsys.readouterr().err
     real_access = os.access
-    monkeypatch.setattr(svhn.os, "access", lambda p, mode: False if str(p) == str(out)
-                        else real_access(p, mode))  # fmt: skip
+    monkeypatch.setattr(
+        svhn.os, "access", lambda p, mode: False if str(p) == str(out) else real_access(p, mode)
+    )
     assert cli.main(args) == 1
     assert f"{out}: read-only; pass --out DIR" in capsys.readouterr().err
 
@@ -531,18 +596,32 @@ def test_real_fine_tune_experiments_run_on_real_svhn(svhn_shared, tmp_path, monk
     from digitrec.train import train
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    common = [f"paths.data_dir={svhn_shared.parent}", f"tracking.uri=sqlite:///{tmp_path}/m.db",
-              f"tracking.artifact_root={tmp_path}/art", "+trainer.max_steps=2",
-              "trainer.max_epochs=1", "trainer.num_sanity_val_steps=0",
-              "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]  # fmt: skip
-    reader = ["experiment=photo_reader_real", "model.widths=[8,8,16,16,16]",
-              "model.context_size=16", "data.eval_batch_size=128"]  # fmt: skip
+    common = [
+        f"paths.data_dir={svhn_shared.parent}",
+        f"tracking.uri=sqlite:///{tmp_path}/m.db",
+        f"tracking.artifact_root={tmp_path}/art",
+        "+trainer.max_steps=2",
+        "trainer.max_epochs=1",
+        "trainer.num_sanity_val_steps=0",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+    ]
+    reader = [
+        "experiment=photo_reader_real",
+        "model.widths=[8,8,16,16,16]",
+        "model.context_size=16",
+        "data.eval_batch_size=128",
+    ]
     metrics = train(compose_cfg(common + reader, tmp_path / "a"))
     assert 0 <= metrics["test/sequence_accuracy"] <= 1
     (first,) = (tmp_path / "a" / "output" / "checkpoints").glob("last.ckpt")
     train(compose_cfg(common + reader + [f"init_from={first}"], tmp_path / "b"))
-    localizer = ["experiment=localizer_real", "model.widths=[8,8,16,16,16]", "model.fc=32",
-                 "data.eval_batch_size=128"]  # fmt: skip
+    localizer = [
+        "experiment=localizer_real",
+        "model.widths=[8,8,16,16,16]",
+        "model.fc=32",
+        "data.eval_batch_size=128",
+    ]
     metrics = train(compose_cfg(common + localizer, tmp_path / "c"))
     assert 0 <= metrics["test/mean_iou"] <= 1
     client = MlflowClient(f"sqlite:///{tmp_path}/m.db")

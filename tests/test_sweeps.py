@@ -31,10 +31,20 @@ def parallel_sweep(tmp_path_factory, fake_data_dir):
     """4 jobs, 2 at a time (joblib launcher), one SQLite store, optimising an evaluation suite's
     metric: (tmp dir, store, completed process)."""
     tmp = tmp_path_factory.mktemp("parallel")
-    args = ["-m", "launcher=local", "hydra.launcher.n_jobs=2", "threads=1", "seed=0,1,2,3",
-            "tracking.sweep_name=four", f"hydra.sweep.dir={tmp}/sweep", *FAST,
-            *small_overrides(tmp, fake_data_dir), "eval=[touching]", "eval.touching.n=60",
-            f"tracking.objective={OBJECTIVE}"]  # fmt: skip
+    args = [
+        "-m",
+        "launcher=local",
+        "hydra.launcher.n_jobs=2",
+        "threads=1",
+        "seed=0,1,2,3",
+        "tracking.sweep_name=four",
+        f"hydra.sweep.dir={tmp}/sweep",
+        *FAST,
+        *small_overrides(tmp, fake_data_dir),
+        "eval=[touching]",
+        "eval.touching.n=60",
+        f"tracking.objective={OBJECTIVE}",
+    ]
     return tmp, tmp / "mlflow.db", train_cli(args, tmp)
 
 
@@ -108,15 +118,23 @@ def test_a_real_mlflow_server_reads_the_sweep_back_over_rest(parallel_sweep):
 
         def api(path, body=None):
             data = json.dumps(body).encode() if body is not None else None
-            request = urllib.request.Request(f"{base}/api/2.0/mlflow/{path}", data=data,
-                                             headers={"Content-Type": "application/json"})  # fmt: skip
+            request = urllib.request.Request(
+                f"{base}/api/2.0/mlflow/{path}",
+                data=data,
+                headers={"Content-Type": "application/json"},
+            )
             with urllib.request.urlopen(request, timeout=30) as r:
                 return json.loads(r.read())
 
         exp = api("experiments/get-by-name?experiment_name=mnist_seq")["experiment"]
         pid = parent.info.run_id
-        found = api("runs/search", {"experiment_ids": [exp["experiment_id"]],
-                                    "filter": f"tags.mlflow.parentRunId = '{pid}'"})["runs"]  # fmt: skip
+        found = api(
+            "runs/search",
+            {
+                "experiment_ids": [exp["experiment_id"]],
+                "filter": f"tags.mlflow.parentRunId = '{pid}'",
+            },
+        )["runs"]
         assert len(found) == 4
         assert all(r["info"]["status"] == "FINISHED" for r in found)
         names = {m["key"] for r in found for m in r["data"]["metrics"]}

@@ -15,8 +15,13 @@ from digitrec.train import checkpoint_meta
 
 def test_a_crashed_job_is_a_failed_child_and_the_sweep_goes_on(tmp_path, fake_data_dir):
     """Basic sweeper: every job runs; the sweep exits non-zero; the parent keeps the best child."""
-    args = ["-m", "optimizer.lr=-1,0.001", f"hydra.sweep.dir={tmp_path}/sweep", *FAST,
-            *small_overrides(tmp_path, fake_data_dir)]  # fmt: skip
+    args = [
+        "-m",
+        "optimizer.lr=-1,0.001",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+        *FAST,
+        *small_overrides(tmp_path, fake_data_dir),
+    ]
     result = train_cli(args, tmp_path)
     assert result.returncode != 0 and "Invalid learning rate" in result.stderr
     _, (parent,), children = _runs(tmp_path / "mlflow.db", "mnist_seq")
@@ -30,8 +35,14 @@ def test_a_crashed_job_is_a_failed_child_and_the_sweep_goes_on(tmp_path, fake_da
 
 def test_optuna_sweep_resumes_from_its_storage(tmp_path, fake_data_dir):
     storage = f"sqlite:///{tmp_path}/optuna.db"
-    base = ["-m", "hparams_search=mnist_optuna", f"hydra.sweeper.storage={storage}",
-            "hydra.sweeper.study_name=resume", *FAST, *small_overrides(tmp_path, fake_data_dir)]  # fmt: skip
+    base = [
+        "-m",
+        "hparams_search=mnist_optuna",
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.study_name=resume",
+        *FAST,
+        *small_overrides(tmp_path, fake_data_dir),
+    ]
     first = train_cli(
         [*base, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path}/a"], tmp_path
     )
@@ -59,11 +70,21 @@ def test_optuna_sweep_resumes_from_its_storage(tmp_path, fake_data_dir):
 
 def test_killed_training_job_resumes_into_the_same_mlflow_run(tmp_path, fake_data_dir):
     """SIGKILL in the middle of epoch 2 (8 steps an epoch), then ckpt_path=last.ckpt."""
-    run = ["trainer.max_epochs=3", "trainer.log_every_n_steps=2", "trainer.num_sanity_val_steps=0",
-           *small_overrides(tmp_path, fake_data_dir)]  # fmt: skip
-    killed = train_cli([*run, f"hydra.run.dir={tmp_path}/run",
-                   "+callbacks.kill._target_=helpers.KillAtStep", "+callbacks.kill.step=12"],
-                  tmp_path)  # fmt: skip
+    run = [
+        "trainer.max_epochs=3",
+        "trainer.log_every_n_steps=2",
+        "trainer.num_sanity_val_steps=0",
+        *small_overrides(tmp_path, fake_data_dir),
+    ]
+    killed = train_cli(
+        [
+            *run,
+            f"hydra.run.dir={tmp_path}/run",
+            "+callbacks.kill._target_=helpers.KillAtStep",
+            "+callbacks.kill.step=12",
+        ],
+        tmp_path,
+    )
     assert killed.returncode == -9, killed.stderr[-3000:]
     client, _, _ = _runs(tmp_path / "mlflow.db", "mnist_seq")
     (first,) = client.search_runs([client.get_experiment_by_name("mnist_seq").experiment_id])

@@ -39,9 +39,14 @@ from digitrec.train import train
 def trained(tmp_path_factory, fake_data_dir):
     """One run of 2 short epochs with an evaluation suite: (client, run, its config)."""
     tmp = tmp_path_factory.mktemp("tracked")
-    overrides = [*small_overrides(tmp, fake_data_dir), "trainer.max_epochs=2",
-                 "trainer.num_sanity_val_steps=0", "eval=[touching]", "eval.touching.n=60",
-                 "+tracking.system_metrics_interval=0.5"]  # fmt: skip
+    overrides = [
+        *small_overrides(tmp, fake_data_dir),
+        "trainer.max_epochs=2",
+        "trainer.num_sanity_val_steps=0",
+        "eval=[touching]",
+        "eval.touching.n=60",
+        "+tracking.system_metrics_interval=0.5",
+    ]
     cfg = compose_cfg(overrides, tmp)
     train(cfg)
     client = MlflowClient(str(cfg.tracking.uri))
@@ -65,8 +70,10 @@ def test_the_best_checkpoint_is_a_pyfunc_that_reads_like_it(trained):
     answer = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").predict(images)
     reader = load_module(run.data.tags["best_checkpoint"])
     decoded, _ = predict_batch(reader, gray)
-    numbers = [labels_to_string(d, n) for d, n in zip(decoded.digits.numpy(),
-                                                     decoded.length.numpy(), strict=True)]  # fmt: skip
+    numbers = [
+        labels_to_string(d, n)
+        for d, n in zip(decoded.digits.numpy(), decoded.length.numpy(), strict=True)
+    ]
     assert list(answer["number"]) == numbers
     np.testing.assert_allclose(answer["confidence"], decoded.confidence.numpy(), rtol=1e-4)
     assert (answer[["x1", "y1"]].to_numpy() == [112, 28]).all()  # the whole image
@@ -77,8 +84,12 @@ def test_the_run_logs_the_datasets_it_read(trained, fake_data_dir):
     inputs = client.get_run(run.info.run_id).inputs.dataset_inputs
     by_name = {i.dataset.name: i for i in inputs}
     contexts = {name: i.tags[0].value for name, i in by_name.items()}
-    assert contexts == {"mnist-numbers-train": "training", "mnist-numbers-val": "validation",
-                        "mnist-numbers-test": "test", "suite-touching": "evaluation"}  # fmt: skip
+    assert contexts == {
+        "mnist-numbers-train": "training",
+        "mnist-numbers-val": "validation",
+        "mnist-numbers-test": "test",
+        "suite-touching": "evaluation",
+    }
     train_images = fake_data_dir / "mnist" / "train-images-idx3-ubyte.gz"
     md5 = hashlib.md5(train_images.read_bytes()).hexdigest()
     for i in inputs:
@@ -123,20 +134,28 @@ def test_the_run_is_named_from_its_model_and_the_experiment_opens_on_model_train
 
 
 def test_sweep_children_are_named_by_their_swept_values():
-    overrides = {"model.depth": "3", "optimizer.lr": "0.0012345678", "data.max_len": "4",
-                 "model.max_len": "4", "trainer.max_epochs": "2"}  # fmt: skip
+    overrides = {
+        "model.depth": "3",
+        "optimizer.lr": "0.0012345678",
+        "data.max_len": "4",
+        "model.max_len": "4",
+        "trainer.max_epochs": "2",
+    }
     swept = ["model.depth", "optimizer.lr", "data.max_len", "model.max_len"]
     assert child_run_name(overrides, swept) == "depth=3 lr=0.001235 data.max_len=4 model.max_len=4"
     assert child_run_name({"seed": "1"}, []) == "seed=1"
 
 
-def test_compare_registers_the_best_run_and_predict_reads_it(trained, tmp_path, capsys,
-                                                             monkeypatch):  # fmt: skip
+def test_compare_registers_the_best_run_and_predict_reads_it(
+    trained, tmp_path, capsys, monkeypatch
+):
     client, run, cfg = trained
     uri = str(cfg.tracking.uri)
     # the run as the child of a sweep, as `digitrec-train -m` leaves it
-    parent = client.create_run(run.info.experiment_id, tags={
-        "sweep": "true", "sweep_name": "one", "objective": "val/sequence_accuracy (max)"})  # fmt: skip
+    parent = client.create_run(
+        run.info.experiment_id,
+        tags={"sweep": "true", "sweep_name": "one", "objective": "val/sequence_accuracy (max)"},
+    )
     client.set_tag(run.info.run_id, "mlflow.parentRunId", parent.info.run_id)
     client.set_terminated(parent.info.run_id)
     args = ["mnist_seq", "--latest-sweep", "--register", "digitrec-mnist", "--uri", uri]
@@ -163,8 +182,10 @@ def test_compare_registers_the_best_run_and_predict_reads_it(trained, tmp_path, 
     client.set_terminated(plain)
     assert compare.main(["bare", "--register", "nothing", "--uri", uri]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"digitrec-compare: best run {plain} has no logged model "
-                   f"(runs:/{plain}/model); nothing registered"]  # fmt: skip
+    assert err == [
+        f"digitrec-compare: best run {plain} has no logged model "
+        f"(runs:/{plain}/model); nothing registered"
+    ]
 
 
 def test_svhn_sets_are_described_by_their_split_and_cache(rendered_root):
@@ -173,11 +194,17 @@ def test_svhn_sets_are_described_by_their_split_and_cache(rendered_root):
     datamodule.setup()
     train_set, val, test = datamodule.describe_datasets()
     assert [train_set.name, val.name, test.name] == [
-        "street-rendered-train", "street-rendered-val", "street-rendered-test"]  # fmt: skip
+        "street-rendered-train",
+        "street-rendered-val",
+        "street-rendered-test",
+    ]
     key = datamodule.pre.key
-    assert test.source["caches"] == {"test": {
-        "file": f"test-{key}.h5", "bytes": svhn.cache_path(rendered_root, "test", datamodule.pre)
-        .stat().st_size}}  # fmt: skip
+    assert test.source["caches"] == {
+        "test": {
+            "file": f"test-{key}.h5",
+            "bytes": svhn.cache_path(rendered_root, "test", datamodule.pre).stat().st_size,
+        }
+    }
     assert train_set.size == 32 and val.size == 8 and test.size == 12
     assert train_set.config["crop"] == "random 54x54" and test.config["crop"] == "center"
     assert len({train_set.digest, val.digest, test.digest}) == 3

@@ -42,8 +42,14 @@ def test_run_is_tracked_and_checkpoint_loads_without_hydra(tmp_path, fake_data_d
     assert run.info.status == "FINISHED"
     assert run.data.params["model.depth"] == "5" and run.data.params["data.max_len"] == "5"
     assert {"git_commit", "hydra_overrides"} <= set(run.data.tags)
-    for key in ("test/sequence_accuracy", "test/coverage_at_98", "test/digit_accuracy",
-                "test/length_accuracy", "val/sequence_accuracy", "train/loss"):  # fmt: skip
+    for key in (
+        "test/sequence_accuracy",
+        "test/coverage_at_98",
+        "test/digit_accuracy",
+        "test/length_accuracy",
+        "val/sequence_accuracy",
+        "train/loss",
+    ):
         assert key in run.data.metrics, key
     assert run.data.metrics["test/sequence_accuracy"] == pytest.approx(
         metrics["test/sequence_accuracy"]
@@ -70,11 +76,18 @@ def test_run_is_tracked_and_checkpoint_loads_without_hydra(tmp_path, fake_data_d
 
 @pytest.mark.parametrize(
     "model",
-    [["model.head=shared"], ["model.head=rnn", "model.attention=true"],
-     ["model=goodfellow", "model.widths=[8,8,16,16,16,16,16,16]", "model.fc=[64,64]",
-      "model.locally_connected=16"]],
+    [
+        ["model.head=shared"],
+        ["model.head=rnn", "model.attention=true"],
+        [
+            "model=goodfellow",
+            "model.widths=[8,8,16,16,16,16,16,16]",
+            "model.fc=[64,64]",
+            "model.locally_connected=16",
+        ],
+    ],
     ids=["shared", "rnn-attention", "goodfellow"],
-)  # fmt: skip
+)
 def test_every_head_trains_and_its_checkpoint_loads_without_hydra(model, tmp_path, fake_data_dir):
     overrides = small_overrides(tmp_path, fake_data_dir) + model + ["trainer.max_epochs=1"]
     train(compose_cfg(overrides, tmp_path))
@@ -93,8 +106,12 @@ def test_every_head_trains_and_its_checkpoint_loads_without_hydra(model, tmp_pat
 
 def test_ddp_on_cpu_two_processes_one_tracked_run(tmp_path, fake_data_dir):
     """trainer=ddp: 2 CPU processes, the global batch split between them, rank 0 alone tracks."""
-    args = ["trainer=ddp", "trainer.max_epochs=2", "trainer.num_sanity_val_steps=0",
-            f"hydra.run.dir={tmp_path}/run"] + small_overrides(tmp_path, fake_data_dir)  # fmt: skip
+    args = [
+        "trainer=ddp",
+        "trainer.max_epochs=2",
+        "trainer.num_sanity_val_steps=0",
+        f"hydra.run.dir={tmp_path}/run",
+    ] + small_overrides(tmp_path, fake_data_dir)
     result = train_cli(args, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "run" / "train_ddp_process_1.log").exists()  # the second process ran

@@ -26,39 +26,61 @@ from digitrec.data.download import NET_TIMEOUT_ENV, DownloadError, net_timeout, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="digitrec-data", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="digitrec-data",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "dataset", choices=["mnist", "notmnist", "svhn", "fonts", "street", "scenes"]
     )
-    parser.add_argument("--data-dir", default=None,
-                        help="default: $DIGITREC_DATA_DIR, else .data")  # fmt: skip
+    parser.add_argument("--data-dir", default=None, help="default: $DIGITREC_DATA_DIR, else .data")
     parser.add_argument("--splits", default="train,test", help="svhn/street: comma-separated")
-    parser.add_argument("--out", default=None,
-                        help="street/scenes: output folder (default <data-dir>/street, "
-                             "<data-dir>/scenes)")  # fmt: skip
-    parser.add_argument("--labels", default=None,
-                        help="street: folder with <split>.json.gz layouts (default "
-                             "<data-dir>/svhn/labels)")  # fmt: skip
-    parser.add_argument("--random", type=int, default=0,
-                        help="street: N random layouts per split instead of a label file")  # fmt: skip
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="street/scenes: output folder (default <data-dir>/street, <data-dir>/scenes)",
+    )
+    parser.add_argument(
+        "--labels",
+        default=None,
+        help="street: folder with <split>.json.gz layouts (default <data-dir>/svhn/labels)",
+    )
+    parser.add_argument(
+        "--random",
+        type=int,
+        default=0,
+        help="street: N random layouts per split instead of a label file",
+    )
     parser.add_argument("--limit", type=int, default=0, help="street: first N layouts only")
     parser.add_argument("--workers", type=int, default=2, help="street: rendering processes")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="street: a renderer knob (digitrec/data/street.py Style), e.g. "
-                             "backgrounds=<svhn root>/train, words=0.3, palette=random; "
-                             "repeatable")  # fmt: skip
-    parser.add_argument("--v1", action="store_true",
-                        help="street: start from the first renderer's look (Style.v1)")  # fmt: skip
-    parser.add_argument("--root", default=None,
-                        help="scenes: the SVHN format-1 root to take images from (default "
-                             "<data-dir>/svhn)")  # fmt: skip
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="street: a renderer knob (digitrec/data/street.py Style), e.g. "
+        "backgrounds=<svhn root>/train, words=0.3, palette=random; "
+        "repeatable",
+    )
+    parser.add_argument(
+        "--v1", action="store_true", help="street: start from the first renderer's look (Style.v1)"
+    )
+    parser.add_argument(
+        "--root",
+        default=None,
+        help="scenes: the SVHN format-1 root to take images from (default <data-dir>/svhn)",
+    )
     parser.add_argument("--n", type=int, default=1000, help="scenes: how many")
     parser.add_argument("--split", default="test", help="scenes: the split to take images from")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                        help=f"network wait per connect or read (default ${NET_TIMEOUT_ENV}, "
-                             "else 20)")  # fmt: skip
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"network wait per connect or read (default ${NET_TIMEOUT_ENV}, else 20)",
+    )
     args = parser.parse_args(argv)
     try:
         timeout = net_timeout(args.timeout)  # a bad --timeout or $DIGITREC_NET_TIMEOUT: one line
@@ -84,16 +106,20 @@ def main(argv: list[str] | None = None) -> int:
             from digitrec.data.fonts import FAMILIES, ensure_fonts, font_dir
 
             files = ensure_fonts(data_dir)
-            print(f"{len(FAMILIES)} font families ready in {font_dir(data_dir)}: "
-                  f"{len(files)} font files")  # fmt: skip
+            print(
+                f"{len(FAMILIES)} font families ready in {font_dir(data_dir)}: "
+                f"{len(files)} font files"
+            )
         elif args.dataset == "scenes":
             from digitrec.data import scenes
 
             root = Path(args.root) if args.root else data_dir / "svhn"
             out = Path(args.out) if args.out else data_dir / "scenes"
             scenes.write_scenes(root, args.split, out, args.n, seed=args.seed)
-            print(f"wrote {args.n:,} scenes (SYNTHETIC backgrounds) from {root / args.split} "
-                  f"into {out}")  # fmt: skip
+            print(
+                f"wrote {args.n:,} scenes (SYNTHETIC backgrounds) from {root / args.split} "
+                f"into {out}"
+            )
         else:
             _street(args, data_dir, splits)
     except (DownloadError, ValueError, OSError, RuntimeError) as e:
@@ -105,8 +131,14 @@ def main(argv: list[str] | None = None) -> int:
 SVHN_LAYOUTS = {"train": 33402, "test": 13068}  # SVHN format 1's train and test images
 
 
-def street_command(out: Path, split: str, labels: Path | None = None, limit: int = 0,
-                   data_dir: Path | None = None, workers: int | None = None) -> list[str]:  # fmt: skip
+def street_command(
+    out: Path,
+    split: str,
+    labels: Path | None = None,
+    limit: int = 0,
+    data_dir: Path | None = None,
+    workers: int | None = None,
+) -> list[str]:
     """The `digitrec-data street` command that renders one split into `out`: SVHN's real layouts
     when `labels`/<split>.json.gz is there (the first `limit`, 0: all), else `limit` random ones
     (0: as many as SVHN has)."""
@@ -138,8 +170,15 @@ def _street(args, data_dir: Path, splits: list[str]) -> None:
             layouts = svhn.read_json_labels(labels / f"{split}.json.gz")
         if args.limit:
             layouts = layouts[: args.limit]
-        folder = street.render_split(layouts, out, split, seed=args.seed * 100 + i,
-                                     workers=args.workers, fonts=fonts, style=style)  # fmt: skip
+        folder = street.render_split(
+            layouts,
+            out,
+            split,
+            seed=args.seed * 100 + i,
+            workers=args.workers,
+            fonts=fonts,
+            style=style,
+        )
         print(f"rendered {len(layouts):,} SYNTHETIC street numbers ({split}) into {folder}")
 
 

@@ -68,8 +68,15 @@ def record_problem(records: Sequence[Record]) -> str | None:
     seen: set[str] = set()
     for i, r in enumerate(records):
         n = r.name
-        if not (isinstance(n, str) and n.isascii() and n.isprintable() and len(n) > 4
-                and n.endswith(".png") and "/" not in n and "\\" not in n):  # fmt: skip
+        if not (
+            isinstance(n, str)
+            and n.isascii()
+            and n.isprintable()
+            and len(n) > 4
+            and n.endswith(".png")
+            and "/" not in n
+            and "\\" not in n
+        ):
             return f"record {i + 1}: name {n!r}: expected an ASCII file name ending in .png"
         if n in seen:
             return f"record {i + 1}: name {n!r} appears twice: expected each image once"
@@ -84,16 +91,24 @@ def record_problem(records: Sequence[Record]) -> str | None:
     b = np.concatenate(boxes).astype(np.float64)
     with np.errstate(invalid="ignore"):
         label, pos, size = b[:, 0], b[:, 1:3], b[:, 3:5]
-        bad = (~np.isfinite(b).all(1) | (b != np.round(b)).any(1) | (label < 1) | (label > 10)
-               | (size < 1).any(1) | (size > MAX_PIXELS).any(1)
-               | (np.abs(pos) > MAX_PIXELS).any(1))  # fmt: skip
+        bad = (
+            ~np.isfinite(b).all(1)
+            | (b != np.round(b)).any(1)
+            | (label < 1)
+            | (label > 10)
+            | (size < 1).any(1)
+            | (size > MAX_PIXELS).any(1)
+            | (np.abs(pos) > MAX_PIXELS).any(1)
+        )
     if not bad.any():
         return None
     row = int(np.flatnonzero(bad)[0])
     i = int(np.searchsorted(np.cumsum([s[0] for s in shapes]), row, side="right"))
     box = dict(zip(FIELDS, b[row].tolist(), strict=True))
-    return (f"record {i + 1} ({records[i].name}): box {box}: expected whole pixels, label 1..10, "
-            f"width and height 1..{MAX_PIXELS}, left and top within ±{MAX_PIXELS}")  # fmt: skip
+    return (
+        f"record {i + 1} ({records[i].name}): box {box}: expected whole pixels, label 1..10, "
+        f"width and height 1..{MAX_PIXELS}, left and top within ±{MAX_PIXELS}"
+    )
 
 
 # ------------------------------------------------------------------------------ readers
@@ -109,8 +124,12 @@ def read_digit_struct(path: str | Path) -> list[Record]:
     except DigitStructError:
         raise
     except Exception as e:  # a fast-reader bug must not cost the answer: the slow reader decides
-        log.warning("%s: fast reader failed (%s: %s); reading it object by object (slow)", path,
-                    type(e).__name__, e)  # fmt: skip
+        log.warning(
+            "%s: fast reader failed (%s: %s); reading it object by object (slow)",
+            path,
+            type(e).__name__,
+            e,
+        )
     return read_digit_struct_slow(path)
 
 
@@ -121,19 +140,24 @@ def read_digit_struct_slow(path: str | Path) -> list[Record]:
     try:
         f = h5py.File(path, "r")
     except OSError as e:
-        raise DigitStructError(f"{path}: not a MATLAB v7.3 (HDF5) digitStruct file "
-                               f"({_one_line(e)})") from None  # fmt: skip
+        raise DigitStructError(
+            f"{path}: not a MATLAB v7.3 (HDF5) digitStruct file ({_one_line(e)})"
+        ) from None
     try:
         with f:
             records, addresses = _walk(f, path)
     except DigitStructError:
         raise
     except Exception as e:  # h5py raises KeyError, OSError, ValueError, ... on damaged objects
-        raise DigitStructError(f"{path}: damaged digitStruct ({type(e).__name__}: "
-                               f"{_one_line(e)}); expected SVHN format 1") from None  # fmt: skip
+        raise DigitStructError(
+            f"{path}: damaged digitStruct ({type(e).__name__}: "
+            f"{_one_line(e)}); expected SVHN format 1"
+        ) from None
     if len(np.unique(addresses)) != len(addresses):
-        raise DigitStructError(f"{path}: an object is reached twice (damaged references); "
-                               "expected each name, box group and value once")  # fmt: skip
+        raise DigitStructError(
+            f"{path}: an object is reached twice (damaged references); "
+            "expected each name, box group and value once"
+        )
     problem = record_problem(records)
     if problem:
         raise DigitStructError(f"{path}: {problem}")
@@ -162,16 +186,19 @@ def _walk(f: h5py.File, path: Path) -> tuple[list[Record], np.ndarray]:
             if isinstance(v, h5py.h5d.DatasetID) and v.get_type() == h5py.h5t.STD_REF_OBJ:
                 refs = _read(v, (h5py.h5t.STD_REF_OBJ,), h5py.ref_dtype, f"{where}: {field}")
                 addresses.append(_ref_addresses(v))
-                values = [_read(h5py.h5r.dereference(r, fid), _FLOATS, np.float64,
-                                f"{where}: {field}") for r in refs]  # fmt: skip
+                values = [
+                    _read(h5py.h5r.dereference(r, fid), _FLOATS, np.float64, f"{where}: {field}")
+                    for r in refs
+                ]
                 if any(len(x) != 1 for x in values):
                     raise DigitStructError(f"{where}: a {field} value is not one number")
                 cols.append([float(x[0]) for x in values])
             else:
                 cols.append(_read(v, _FLOATS, np.float64, f"{where}: {field}").tolist())
         if len({len(c) for c in cols}) != 1:
-            raise DigitStructError(f"{where}: the fields differ in length; expected one value "
-                                   "per digit in each")  # fmt: skip
+            raise DigitStructError(
+                f"{where}: the fields differ in length; expected one value per digit in each"
+            )
         records.append(Record(name, np.array(cols, np.float64).T.reshape(-1, 5)))
     return records, np.concatenate(addresses)
 
@@ -206,14 +233,20 @@ def _one_line(e: BaseException) -> str:
 def _digit_struct_group(f: h5py.File, path) -> h5py.Group:
     ds = f.get("digitStruct")
     if not isinstance(ds, h5py.Group) or "name" not in ds or "bbox" not in ds:
-        raise DigitStructError(f"{path}: no digitStruct/name and digitStruct/bbox "
-                               "(not SVHN format 1)")  # fmt: skip
+        raise DigitStructError(
+            f"{path}: no digitStruct/name and digitStruct/bbox (not SVHN format 1)"
+        )
     name, bbox = ds["name"], ds["bbox"]
     for k, d in (("name", name), ("bbox", bbox)):
-        if (not isinstance(d, h5py.Dataset) or h5py.check_ref_dtype(d.dtype) is not h5py.Reference
-                or d.ndim != 2 or d.shape[1] != 1):  # fmt: skip
-            raise DigitStructError(f"{path}: digitStruct/{k}: expected an (N, 1) array of "
-                                   "object references")  # fmt: skip
+        if (
+            not isinstance(d, h5py.Dataset)
+            or h5py.check_ref_dtype(d.dtype) is not h5py.Reference
+            or d.ndim != 2
+            or d.shape[1] != 1
+        ):
+            raise DigitStructError(
+                f"{path}: digitStruct/{k}: expected an (N, 1) array of object references"
+            )
     if name.shape != bbox.shape:
         raise DigitStructError(f"{path}: digitStruct/name and /bbox differ in length")
     return ds
@@ -456,8 +489,9 @@ def _read_digit_struct_fast(path: Path) -> list[Record]:
     try:
         f = h5py.File(path, "r")
     except OSError as e:
-        raise DigitStructError(f"{path}: not a MATLAB v7.3 (HDF5) digitStruct file "
-                               f"({_one_line(e)})") from None  # fmt: skip
+        raise DigitStructError(
+            f"{path}: not a MATLAB v7.3 (HDF5) digitStruct file ({_one_line(e)})"
+        ) from None
     with f:
         try:
             ds = _digit_struct_group(f, path)
@@ -471,8 +505,9 @@ def _read_digit_struct_fast(path: Path) -> list[Record]:
     buf = np.fromfile(path, np.uint8)
     if not 0 <= base < len(buf):
         raise _Damaged("user block past the end of the file")
-    name_addr, bbox_addr = (np.minimum(a, np.uint64(_CLIP)).astype(np.int64)
-                            for a in (name_addr, bbox_addr))  # fmt: skip
+    name_addr, bbox_addr = (
+        np.minimum(a, np.uint64(_CLIP)).astype(np.int64) for a in (name_addr, bbox_addr)
+    )
     raw = buf.data
     n = len(name_addr)
     # each box group's five field datasets
@@ -605,18 +640,24 @@ class _MatWriter:
         if in_refs:
             self._str_attr(dsid, b"H5PATH", f"/#refs#/{key}".encode())
         if cls == b"char":
-            attr = h5py.h5a.create(dsid, b"MATLAB_int_decode", h5py.h5t.STD_I32LE,
-                                   self.scalar_space)  # fmt: skip
+            attr = h5py.h5a.create(
+                dsid, b"MATLAB_int_decode", h5py.h5t.STD_I32LE, self.scalar_space
+            )
             attr.write(self.int_decode)
         return dsid
 
     def _refs(self, parent, name: str, objs) -> None:
-        value = np.array([[h5py.h5r.create(o, b".", h5py.h5r.OBJECT)] for o in objs],
-                         dtype=h5py.ref_dtype)  # fmt: skip
+        value = np.array(
+            [[h5py.h5r.create(o, b".", h5py.h5r.OBJECT)] for o in objs], dtype=h5py.ref_dtype
+        )
         small = value.size * 8 < 60_000  # compact data must fit in an object header
-        dsid = h5py.h5d.create(parent, name.encode(), h5py.h5t.STD_REF_OBJ,
-                               h5py.h5s.create_simple(value.shape),
-                               dcpl=self.compact if small else None)  # fmt: skip
+        dsid = h5py.h5d.create(
+            parent,
+            name.encode(),
+            h5py.h5t.STD_REF_OBJ,
+            h5py.h5s.create_simple(value.shape),
+            dcpl=self.compact if small else None,
+        )
         dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, value)
 
     def write(self, records: Sequence[Record]) -> None:
@@ -638,14 +679,17 @@ class _MatWriter:
                 if len(col) == 1:
                     self._dataset(g, field, col.reshape(1, 1), b"double", False)
                 else:
-                    objs = [self._dataset(refs, self._key(), v.reshape(1, 1), b"double", True)
-                            for v in col]  # fmt: skip
+                    objs = [
+                        self._dataset(refs, self._key(), v.reshape(1, 1), b"double", True)
+                        for v in col
+                    ]
                     self._refs(g, field, objs)
             groups.append(g)
         top = self.f.create_group("digitStruct")
         top.attrs["MATLAB_class"] = np.bytes_(b"struct")
-        top.attrs.create("MATLAB_fields", _matlab_fields(("name", "bbox")),
-                         dtype=h5py.vlen_dtype("S1"))  # fmt: skip
+        top.attrs.create(
+            "MATLAB_fields", _matlab_fields(("name", "bbox")), dtype=h5py.vlen_dtype("S1")
+        )
         self._refs(top.id, "name", names)
         self._refs(top.id, "bbox", groups)
 

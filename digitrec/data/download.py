@@ -178,8 +178,9 @@ def download(
         what = f"no connection within {t:g} s (timed out)" if slow else describe(e, t)
         raise DownloadError(f"{url}: {what}", timed_out=slow) from None
     except TimeoutError:
-        raise DownloadError(f"{url}: connected, but no answer within {t:g} s (stalled)",
-                            timed_out=True) from None  # fmt: skip
+        raise DownloadError(
+            f"{url}: connected, but no answer within {t:g} s (stalled)", timed_out=True
+        ) from None
     except (OSError, http.client.HTTPException, ValueError) as e:
         raise DownloadError(f"{url}: {describe(e, t)}") from None
     with response:
@@ -188,8 +189,11 @@ def download(
         length = response.headers.get("Content-Length")
         coming = int(length) if length is not None and length.isdigit() else None
         total = size if size is not None else have + coming if coming is not None else None
-        limit = deadline if deadline is not None else transfer_deadline(
-            total - have if total is not None else None, t)  # fmt: skip
+        limit = (
+            deadline
+            if deadline is not None
+            else transfer_deadline(total - have if total is not None else None, t)
+        )
         got = have
         window, window_got = time.monotonic(), got
         mode = "ab" if have else "wb"
@@ -226,18 +230,22 @@ def download(
                             )
                         window, window_got = now, got
         except TimeoutError:
-            raise DownloadError(f"{url}: stalled after {_of(got, total)}: nothing for {t:g} s; "
-                                "run again to resume", timed_out=True) from None  # fmt: skip
+            raise DownloadError(
+                f"{url}: stalled after {_of(got, total)}: nothing for {t:g} s; run again to resume",
+                timed_out=True,
+            ) from None
         except (OSError, http.client.HTTPException) as e:
-            raise DownloadError(f"{url}: broken off after {_of(got, total)} ({describe(e, t)}); "
-                                "run again to resume") from None  # fmt: skip
+            raise DownloadError(
+                f"{url}: broken off after {_of(got, total)} ({describe(e, t)}); run again to resume"
+            ) from None
     got = part.stat().st_size
     if total is not None and got != total:
         raise DownloadError(f"{url}: got {got} bytes, expected {total}; run again to resume")
     if md5 is not None and (actual := md5sum(part)) != md5:
         part.unlink()
-        raise DownloadError(f"{url}: checksum mismatch: md5 {actual}, expected {md5}; the "
-                            "partial file was removed")  # fmt: skip
+        raise DownloadError(
+            f"{url}: checksum mismatch: md5 {actual}, expected {md5}; the partial file was removed"
+        )
     os.replace(part, dest)
     return dest
 

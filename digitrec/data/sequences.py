@@ -79,8 +79,19 @@ class SequenceSpec:
         return p / p.sum()
 
 
-LAYOUT_FIELDS = ("gap", "jitter", "pitch", "empty_cells", "scale", "fill", "edge", "shift",
-                 "rotate", "shear", "noise")  # fmt: skip
+LAYOUT_FIELDS = (
+    "gap",
+    "jitter",
+    "pitch",
+    "empty_cells",
+    "scale",
+    "fill",
+    "edge",
+    "shift",
+    "rotate",
+    "shear",
+    "noise",
+)
 
 
 def layout_spec(base: SequenceSpec, layout: dict) -> SequenceSpec:
@@ -139,8 +150,9 @@ def _scale_tiles(tiles: np.ndarray, factors: np.ndarray) -> np.ndarray:
         if size == g:
             out[i] = tile
             continue
-        small = cv2.resize(tile, (size, size), interpolation=cv2.INTER_AREA if size < g
-                           else cv2.INTER_LINEAR)  # fmt: skip
+        small = cv2.resize(
+            tile, (size, size), interpolation=cv2.INTER_AREA if size < g else cv2.INTER_LINEAR
+        )
         a = (g - size) // 2
         if size < g:
             out[i, a : a + size, a : a + size] = small
@@ -149,8 +161,9 @@ def _scale_tiles(tiles: np.ndarray, factors: np.ndarray) -> np.ndarray:
     return out
 
 
-def _warp(images: np.ndarray, box: np.ndarray, rng: np.random.Generator, rotate: float,
-          shear: float) -> None:  # fmt: skip
+def _warp(
+    images: np.ndarray, box: np.ndarray, rng: np.random.Generator, rotate: float, shear: float
+) -> None:
     """Rotate and slant each whole number about its box center, in place; boxes follow."""
     import cv2
 
@@ -256,16 +269,22 @@ def compose(
     images = np.ascontiguousarray(canvas[:, g : g + H, g : g + W])
 
     # the union of the glyphs' ink, in canvas (or strip) pixels
-    box = np.stack([np.where(valid, tile_x + left, 1 << 30).min(1),
-                    np.where(valid, tile_y + top, H).min(1),
-                    np.where(valid, tile_x + right + 1, 0).max(1),
-                    np.where(valid, tile_y + bottom + 1, 0).max(1)], 1).astype(np.float64)  # fmt: skip
+    box = np.stack(
+        [
+            np.where(valid, tile_x + left, 1 << 30).min(1),
+            np.where(valid, tile_y + top, H).min(1),
+            np.where(valid, tile_x + right + 1, 0).max(1),
+            np.where(valid, tile_y + bottom + 1, 0).max(1),
+        ],
+        1,
+    ).astype(np.float64)
     if resize.any():
         import cv2
     for i in np.nonzero(resize)[0]:
         strip = canvas[i, g : g + H, g : g + extent[i]]
-        images[i] = cv2.resize(strip, (W, H), interpolation=cv2.INTER_AREA if extent[i] > W
-                               else cv2.INTER_LINEAR)  # fmt: skip
+        images[i] = cv2.resize(
+            strip, (W, H), interpolation=cv2.INTER_AREA if extent[i] > W else cv2.INTER_LINEAR
+        )
         box[i, [0, 2]] = np.round(box[i, [0, 2]] * W / extent[i])
     if spec.rotate or spec.shear:
         _warp(images, box, rng, spec.rotate, spec.shear)
@@ -297,15 +316,23 @@ def compose_mixture(
         return compose(glyphs, labels, layouts[0][0], n, rng, transform, transform_group)
     w = np.array([weight for _, weight in layouts], float)
     counts = rng.multinomial(n, w / w.sum())
-    parts = [compose(glyphs, labels, spec, k, rng, transform, transform_group)
-             for (spec, _), k in zip(layouts, counts, strict=True) if k]  # fmt: skip
+    parts = [
+        compose(glyphs, labels, spec, k, rng, transform, transform_group)
+        for (spec, _), k in zip(layouts, counts, strict=True)
+        if k
+    ]
     positions = max(p.digits.shape[1] for p in parts)  # families may differ in max_len
     for p in parts:
-        p.digits = np.pad(p.digits, ((0, 0), (0, positions - p.digits.shape[1])),
-                          constant_values=PAD)  # fmt: skip
+        p.digits = np.pad(
+            p.digits, ((0, 0), (0, positions - p.digits.shape[1])), constant_values=PAD
+        )
     order = rng.permutation(n)
-    return Sequences(*(np.concatenate([getattr(p, f) for p in parts])[order]
-                       for f in ("images", "length", "digits", "box")))  # fmt: skip
+    return Sequences(
+        *(
+            np.concatenate([getattr(p, f) for p in parts])[order]
+            for f in ("images", "length", "digits", "box")
+        )
+    )
 
 
 def split_pool(

@@ -32,8 +32,14 @@ from digitrec.data.svhn import RENDERED_MARKER
 
 log = logging.getLogger(__name__)
 
-FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.fonts", "~/.local/share/fonts",
-             "/Library/Fonts", "C:/Windows/Fonts")  # fmt: skip
+FONT_DIRS = (
+    "/usr/share/fonts",
+    "/usr/local/share/fonts",
+    "~/.fonts",
+    "~/.local/share/fonts",
+    "/Library/Fonts",
+    "C:/Windows/Fonts",
+)
 # symbol and size-variant fonts map '0'-'9' to other shapes
 _NOT_DIGIT_FONTS = ("cmex", "cmsy", "STIXSize", "STIXNonUnicode", "Symbol", "Dingbat", "Emoji")
 GLYPH = 64  # glyph masks are rendered once at this height, then resized into each box
@@ -48,8 +54,9 @@ def find_fonts(extra: Sequence[str | Path] = ()) -> list[str]:
 
     dirs = [Path(d).expanduser() for d in FONT_DIRS]
     dirs.append(Path(matplotlib.get_data_path()) / "fonts" / "ttf")
-    system = sorted({p for d in dirs if d.is_dir() for p in d.rglob("*")
-                     if p.suffix.lower() in SUFFIXES})  # fmt: skip
+    system = sorted(
+        {p for d in dirs if d.is_dir() for p in d.rglob("*") if p.suffix.lower() in SUFFIXES}
+    )
     paths = [Path(p) for p in extra] + system
     fonts, seen = [], set()
     for p in paths:
@@ -65,8 +72,9 @@ def find_fonts(extra: Sequence[str | Path] = ()) -> list[str]:
             fonts.append(str(p))
             seen.add(p.name)
     if not fonts:
-        raise RuntimeError("no TrueType font that draws digits was found (looked in "
-                           f"{', '.join(map(str, dirs))})")  # fmt: skip
+        raise RuntimeError(
+            f"no TrueType font that draws digits was found (looked in {', '.join(map(str, dirs))})"
+        )
     return fonts
 
 
@@ -82,8 +90,11 @@ def _glyphs(font_path: str) -> tuple[np.ndarray, ...]:
         ImageDraw.Draw(canvas).text((GLYPH // 2, GLYPH // 4), ch, fill=255, font=font)
         mask = np.asarray(canvas)
         ys, xs = np.nonzero(mask > 40)
-        out.append(mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].copy() if len(ys)
-                   else np.zeros((1, 1), np.uint8))  # fmt: skip
+        out.append(
+            mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].copy()
+            if len(ys)
+            else np.zeros((1, 1), np.uint8)
+        )
     return tuple(out)
 
 
@@ -135,14 +146,29 @@ class Style:
 
     @classmethod
     def v1(cls) -> Style:
-        return cls(palette="random", rounded=0.0, contrast=(1.0, 1.0), relief=0.0, shadow=0.0,
-                   words=0.0, lowres=0.0)  # fmt: skip
+        return cls(
+            palette="random",
+            rounded=0.0,
+            contrast=(1.0, 1.0),
+            relief=0.0,
+            shadow=0.0,
+            words=0.0,
+            lowres=0.0,
+        )
 
     def __post_init__(self):
         if self.palette not in ("natural", "random"):
             raise ValueError(f"palette={self.palette!r}: expected natural or random")
-        for name in ("plate", "rounded", "relief", "shadow", "words", "real_background",
-                     "lowres", "jpeg"):  # fmt: skip
+        for name in (
+            "plate",
+            "rounded",
+            "relief",
+            "shadow",
+            "words",
+            "real_background",
+            "lowres",
+            "jpeg",
+        ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name}={getattr(self, name)}: expected a share in [0, 1]")
         lo, hi = self.contrast
@@ -158,8 +184,9 @@ class Style:
         for item in items:
             key, sep, value = item.partition("=")
             if not sep or key not in names:
-                raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY one of "
-                                 f"{', '.join(sorted(names))}")  # fmt: skip
+                raise ValueError(
+                    f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(names))}"
+                )
             if key == "palette":
                 changes[key] = value
             elif key == "backgrounds":
@@ -174,9 +201,40 @@ class Style:
         return replace(base, **changes)
 
 
-WORDS = ("No", "No.", "N°", "Nr", "#", "Suite", "Apt", "Unit", "Rd", "St", "Ave", "Road",
-         "Street", "Lane", "Drive", "Way", "Court", "House", "Block", "E", "W", "N", "S", "A",
-         "B", "C", "Bldg", "Oak", "Elm", "Main", "Park", "Hill")  # fmt: skip
+WORDS = (
+    "No",
+    "No.",
+    "N°",
+    "Nr",
+    "#",
+    "Suite",
+    "Apt",
+    "Unit",
+    "Rd",
+    "St",
+    "Ave",
+    "Road",
+    "Street",
+    "Lane",
+    "Drive",
+    "Way",
+    "Court",
+    "House",
+    "Block",
+    "E",
+    "W",
+    "N",
+    "S",
+    "A",
+    "B",
+    "C",
+    "Bldg",
+    "Oak",
+    "Elm",
+    "Main",
+    "Park",
+    "Hill",
+)
 
 
 def _hsv_color(rng, s_max: float, v: tuple[float, float]) -> np.ndarray:
@@ -309,8 +367,9 @@ def _paint(image, mask, color, x: int, y: int, strength: float = 1.0) -> None:
     image[iy0:iy1, ix0:ix1] = image[iy0:iy1, ix0:ix1] * (1 - a) + np.asarray(color) * a
 
 
-def render(record: Record, fonts: Sequence[str], seed: int, style: Style | None = None
-           ) -> np.ndarray:  # fmt: skip
+def render(
+    record: Record, fonts: Sequence[str], seed: int, style: Style | None = None
+) -> np.ndarray:
     """One RGB image (H, W, 3) uint8 with the record's digits drawn in its boxes."""
     import cv2
 
@@ -335,12 +394,21 @@ def render(record: Record, fonts: Sequence[str], seed: int, style: Style | None 
                 plate = (
                     plate + np.linspace(rng.uniform(-30, 0), rng.uniform(0, 30), ph)[:, None, None]
                 )
-            a = (_rounded_mask(ph, pw, min(ph, pw) * rng.uniform(0.1, 0.4))
-                 if rng.random() < style.rounded else np.ones((ph, pw, 1), np.float32))  # fmt: skip
+            a = (
+                _rounded_mask(ph, pw, min(ph, pw) * rng.uniform(0.1, 0.4))
+                if rng.random() < style.rounded
+                else np.ones((ph, pw, 1), np.float32)
+            )
             if rng.random() < style.shadow:  # the plate's shadow on the wall
                 dx, dy = int(rng.integers(1, 4)), int(rng.integers(1, 4))
-                _paint(image, cv2.GaussianBlur(a[..., 0], (0, 0), 2), base * 0.5, px0 + dx,
-                       py0 + dy, 0.6)  # fmt: skip
+                _paint(
+                    image,
+                    cv2.GaussianBlur(a[..., 0], (0, 0), 2),
+                    base * 0.5,
+                    px0 + dx,
+                    py0 + dy,
+                    0.6,
+                )
             region = image[py0:py1, px0:px1]
             region[:] = region * (1 - a) + plate * a
             if rng.random() < 0.5:  # a border
@@ -378,16 +446,23 @@ def render(record: Record, fonts: Sequence[str], seed: int, style: Style | None 
             _paint(image, soft, np.asarray(background) * 0.35, lx + ox, ty + oy, 0.7)
         if relief:  # raised metal or engraving: a dark edge and a bright edge
             _paint(image, mask, np.asarray(color) * 0.4, lx + ox // 2 or 1, ty + oy // 2 or 1, 0.8)
-            _paint(image, mask, np.minimum(255, np.asarray(color) * 1.4 + 40), lx - ox // 2,
-                   ty - oy // 2, 0.6)  # fmt: skip
+            _paint(
+                image,
+                mask,
+                np.minimum(255, np.asarray(color) * 1.4 + 40),
+                lx - ox // 2,
+                ty - oy // 2,
+                0.6,
+            )
         _paint(image, mask, color + rng.normal(0, 8, 3), lx, ty, strength)
     if rng.random() < style.words:  # a word beside the number, in the number's font
         _word(rng, image, font, color, strength, (x0, y0, x1, y1), dh)
     image = np.clip(image, 0, 255).astype(np.uint8)
     if rng.random() < style.lowres and min(w, h) >= 16:  # a small number, enlarged
         f = rng.uniform(1.5, 4.0)
-        small = cv2.resize(image, (max(4, int(w / f)), max(4, int(h / f))),
-                           interpolation=cv2.INTER_AREA)  # fmt: skip
+        small = cv2.resize(
+            image, (max(4, int(w / f)), max(4, int(h / f))), interpolation=cv2.INTER_AREA
+        )
         image = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     sigma = rng.uniform(0, style.blur) * max(1.0, min(w, h) / 60)
     if sigma > 0.3:
@@ -438,8 +513,9 @@ def _render_chunk(chunk: list[tuple[int, Record]]) -> int:
     import cv2
 
     for i, record in chunk:
-        image = render(record, _WORKER["fonts"], seed=_WORKER["seed"] * 1_000_003 + i,
-                       style=_WORKER["style"])  # fmt: skip
+        image = render(
+            record, _WORKER["fonts"], seed=_WORKER["seed"] * 1_000_003 + i, style=_WORKER["style"]
+        )
         ok, png = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
         if not ok:
             raise RuntimeError(f"could not encode {record.name}")
@@ -447,9 +523,16 @@ def _render_chunk(chunk: list[tuple[int, Record]]) -> int:
     return len(chunk)
 
 
-def render_split(records: Sequence[Record], out: str | Path, split: str, seed: int = 0,
-                 workers: int = 2, fonts: Sequence[str] | None = None,
-                 progress: bool = True, style: Style | None = None) -> Path:  # fmt: skip
+def render_split(
+    records: Sequence[Record],
+    out: str | Path,
+    split: str,
+    seed: int = 0,
+    workers: int = 2,
+    fonts: Sequence[str] | None = None,
+    progress: bool = True,
+    style: Style | None = None,
+) -> Path:
     """Render `records` (each with a size) into `<out>/<split>/` as SVHN format 1. The
     digitStruct.mat is written last, so a split without it is unfinished."""
     from tqdm import tqdm
@@ -482,9 +565,14 @@ def render_split(records: Sequence[Record], out: str | Path, split: str, seed: i
     bar.close()
     rendered = time.perf_counter() - start
     write_digit_struct(folder / "digitStruct.mat", records)
-    log.info("%s: %d images rendered in %.0f s (%.0f img/s), digitStruct.mat in %.0f s",
-             folder, len(records), rendered, len(records) / max(rendered, 1e-9),
-             time.perf_counter() - start - rendered)  # fmt: skip
+    log.info(
+        "%s: %d images rendered in %.0f s (%.0f img/s), digitStruct.mat in %.0f s",
+        folder,
+        len(records),
+        rendered,
+        len(records) / max(rendered, 1e-9),
+        time.perf_counter() - start - rendered,
+    )
     return folder
 
 

@@ -66,8 +66,9 @@ def from_configs(cfgs: Mapping | None, base: SequenceSpec) -> list[Suite]:
 
 def suite_names(metrics) -> list[str]:
     """The suites a metrics dict (or an MLflow run's metrics) has figures for, sorted."""
-    return sorted({k.split("/")[1] for k in metrics
-                   if k.startswith(SUITE_PREFIX + "/") and k.count("/") == 2})  # fmt: skip
+    return sorted(
+        {k.split("/")[1] for k in metrics if k.startswith(SUITE_PREFIX + "/") and k.count("/") == 2}
+    )
 
 
 def available() -> list[str]:
@@ -79,5 +80,6 @@ def load(name: str, base: SequenceSpec) -> Suite:
     """A suite from its file, conf/eval/<name>.yaml (see from_config)."""
     from omegaconf import OmegaConf
 
-    return from_config(name, OmegaConf.to_container(OmegaConf.load(EVAL_DIR / f"{name}.yaml")),
-                       base)  # fmt: skip
+    return from_config(
+        name, OmegaConf.to_container(OmegaConf.load(EVAL_DIR / f"{name}.yaml")), base
+    )

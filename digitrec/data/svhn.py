@@ -124,8 +124,11 @@ def read_json_labels(path: str | Path) -> list[Record]:
 def json_labels_for(root: str | Path, split: str) -> Path | None:
     """The JSON label file for a split folder without digitStruct.mat, if there is one."""
     root = Path(root)
-    for folder, stem in ((root / split, "labels"), (root / "labels", split),
-                         (root.parent / "labels", split)):  # fmt: skip
+    for folder, stem in (
+        (root / split, "labels"),
+        (root / "labels", split),
+        (root.parent / "labels", split),
+    ):
         for suffix in (".json.gz", ".json"):
             if (folder / f"{stem}{suffix}").is_file():
                 return folder / f"{stem}{suffix}"
@@ -144,12 +147,14 @@ def split_records(root: str | Path, split: str, download: bool = True) -> tuple[
         if present:
             records = [r for r in read_json_labels(labels) if r.name in present]
             if not records:
-                raise ValueError(f"{folder}: none of its {len(present)} PNGs is labelled in "
-                                 f"{labels}")  # fmt: skip
+                raise ValueError(
+                    f"{folder}: none of its {len(present)} PNGs is labelled in {labels}"
+                )
             unlabelled = len(present) - len(records)
             if unlabelled:
-                log.warning("%s: %d PNGs have no entry in %s and are skipped", folder,
-                            unlabelled, labels)  # fmt: skip
+                log.warning(
+                    "%s: %d PNGs have no entry in %s and are skipped", folder, unlabelled, labels
+                )
             log.info("%s: %d images labelled by %s", folder, len(records), labels)
             return folder, records
     folder = ensure_split(root, split, download)
@@ -175,8 +180,10 @@ class Preprocessing:
         if self.long_numbers not in ("class", "drop"):
             raise ValueError(f"data.long_numbers={self.long_numbers!r}: expected 'class' or 'drop'")
         if self.size < 8 or self.expand < 0:
-            raise ValueError(f"data.image_size={self.size}, data.expand={self.expand}: "
-                             "expected a size >= 8 and a non-negative expansion")  # fmt: skip
+            raise ValueError(
+                f"data.image_size={self.size}, data.expand={self.expand}: "
+                "expected a size >= 8 and a non-negative expansion"
+            )
 
     @property
     def key(self) -> str:
@@ -190,8 +197,7 @@ class Preprocessing:
 def union_box(boxes: np.ndarray) -> np.ndarray:
     """x0, y0, x1, y1 (x1, y1 exclusive) of the union of (n, 5) digit boxes."""
     left, top = boxes[:, 1], boxes[:, 2]
-    return np.array([left.min(), top.min(), (left + boxes[:, 3]).max(),
-                     (top + boxes[:, 4]).max()])  # fmt: skip
+    return np.array([left.min(), top.min(), (left + boxes[:, 3]).max(), (top + boxes[:, 4]).max()])
 
 
 def crop_box(boxes: np.ndarray, width: int, height: int, expand: float) -> np.ndarray:
@@ -204,8 +210,9 @@ def expand_box(box: Sequence[float], width: int, height: int, expand: float) -> 
     pixels (x0, y0 rounded down, x1, y1 rounded up), at least one pixel wide and high."""
     x0, y0, x1, y1 = box
     cx, cy, w, h = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) * (1 + expand), (y1 - y0) * (1 + expand)
-    out = np.array([np.floor(cx - w / 2), np.floor(cy - h / 2),
-                    np.ceil(cx + w / 2), np.ceil(cy + h / 2)])  # fmt: skip
+    out = np.array(
+        [np.floor(cx - w / 2), np.floor(cy - h / 2), np.ceil(cx + w / 2), np.ceil(cy + h / 2)]
+    )
     out = np.clip(out, 0, [width, height, width, height])
     out[2] = max(out[2], min(out[0] + 1, width))
     out[3] = max(out[3], min(out[1] + 1, height))
@@ -222,8 +229,9 @@ def preprocess(image: np.ndarray, record: Record, p: Preprocessing):
     out = crop_resize(image, box, p.size)
     sx, sy = p.size / (x1 - x0), p.size / (y1 - y0)
     u = union_box(record.boxes)
-    inner = np.clip([(u[0] - x0) * sx, (u[1] - y0) * sy, (u[2] - x0) * sx, (u[3] - y0) * sy],
-                    0, p.size)  # fmt: skip
+    inner = np.clip(
+        [(u[0] - x0) * sx, (u[1] - y0) * sy, (u[2] - x0) * sx, (u[3] - y0) * sy], 0, p.size
+    )
     return out, box, inner.astype(np.float32)
 
 
@@ -240,8 +248,9 @@ def crop_resize(image: np.ndarray, box: Sequence[int], size: int) -> np.ndarray:
         h, w = patch.shape[0] // k, patch.shape[1] // k
         patch = cv2.resize(patch[: h * k, : w * k], (w, h), interpolation=cv2.INTER_AREA)
     shrink = patch.shape[0] > size or patch.shape[1] > size
-    return cv2.resize(patch, (size, size),
-                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)  # fmt: skip
+    return cv2.resize(
+        patch, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    )
 
 
 def encode_labels(boxes: np.ndarray, max_len: int) -> tuple[int, np.ndarray]:
@@ -271,8 +280,14 @@ def cache_path(root: Path, split: str, p: Preprocessing) -> Path:
     return cache_dir(root) / f"{split}-{p.key}.h5"
 
 
-def build_cache(root: str | Path, split: str, p: Preprocessing, download: bool = True,
-                workers: int = 2, progress: bool = True) -> Path:  # fmt: skip
+def build_cache(
+    root: str | Path,
+    split: str,
+    p: Preprocessing,
+    download: bool = True,
+    workers: int = 2,
+    progress: bool = True,
+) -> Path:
     """Convert `<root>/<split>` (PNGs + labels, `split_records`) into `cache/<split>-<key>.h5`, where key
     hashes the preprocessing config: images uint8 (N, size, size, 3), length (N,), digits
     (N, max_len), box (N, 4) union box in crop pixels, crop (N, 4) crop box in the image,
@@ -287,12 +302,21 @@ def build_cache(root: str | Path, split: str, p: Preprocessing, download: bool =
     log.info("%s: %d records in %.1f s", folder, len(records), time.perf_counter() - start)
     empty = [r.name for r in records if len(r.boxes) == 0]
     long = [r for r in records if len(r.boxes) > p.max_len]
-    keep = [r for r in records if len(r.boxes) and (p.long_numbers == "class" or
-                                                    len(r.boxes) <= p.max_len)]  # fmt: skip
+    keep = [
+        r
+        for r in records
+        if len(r.boxes) and (p.long_numbers == "class" or len(r.boxes) <= p.max_len)
+    ]
     if long:
-        log.info("%s: %d numbers longer than %d digits %s", split, len(long), p.max_len,
-                 f"kept as the length class '>{p.max_len}'" if p.long_numbers == "class"
-                 else "dropped (data.long_numbers=drop)")  # fmt: skip
+        log.info(
+            "%s: %d numbers longer than %d digits %s",
+            split,
+            len(long),
+            p.max_len,
+            f"kept as the length class '>{p.max_len}'"
+            if p.long_numbers == "class"
+            else "dropped (data.long_numbers=drop)",
+        )
     if empty:
         log.info("%s: %d images without boxes skipped", split, len(empty))
     n = len(keep)
@@ -300,12 +324,16 @@ def build_cache(root: str | Path, split: str, p: Preprocessing, download: bool =
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with h5py.File(tmp, "w") as f:
-            images = f.create_dataset("images", (n, p.size, p.size, 3), np.uint8,
-                                      chunks=(min(n, 256), p.size, p.size, 3))  # fmt: skip
+            images = f.create_dataset(
+                "images", (n, p.size, p.size, 3), np.uint8, chunks=(min(n, 256), p.size, p.size, 3)
+            )
             length = np.zeros(n, np.int64)
             digits = np.zeros((n, p.max_len), np.int64)
-            box, crop, size = (np.zeros((n, 4), np.float32), np.zeros((n, 4), np.int32),
-                               np.zeros((n, 2), np.int32))  # fmt: skip
+            box, crop, size = (
+                np.zeros((n, 4), np.float32),
+                np.zeros((n, 4), np.int32),
+                np.zeros((n, 2), np.int32),
+            )
 
             def one(i: int):
                 r = keep[i]
@@ -322,8 +350,13 @@ def build_cache(root: str | Path, split: str, p: Preprocessing, download: bool =
                         length[i], digits[i] = encode_labels(keep[i].boxes, p.max_len)
                     images[s : s + len(chunk)] = chunk
                     bar.update(len(chunk))
-            for k, v in (("length", length), ("digits", digits), ("box", box), ("crop", crop),
-                         ("size", size)):  # fmt: skip
+            for k, v in (
+                ("length", length),
+                ("digits", digits),
+                ("box", box),
+                ("crop", crop),
+                ("size", size),
+            ):
                 f.create_dataset(k, data=v)
             f.create_dataset("names", data=np.array([r.name for r in keep], dtype="S"))
             f.attrs["preprocessing"] = json.dumps(asdict(p), sort_keys=True)
@@ -334,8 +367,15 @@ def build_cache(root: str | Path, split: str, p: Preprocessing, download: bool =
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    log.info("%s: cached %d images as %dx%d in %.0f s → %s", split, n, p.size, p.size,
-             time.perf_counter() - start, out)  # fmt: skip
+    log.info(
+        "%s: cached %d images as %dx%d in %.0f s → %s",
+        split,
+        n,
+        p.size,
+        p.size,
+        time.perf_counter() - start,
+        out,
+    )
     return out
 
 

@@ -60,8 +60,9 @@ class WholeBatches(Dataset):
         raise NotImplementedError
 
 
-def held_out(n: int, val_size: int, split_seed: int, train_size: int | None, *, min_val: int,
-             pool: str) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def held_out(
+    n: int, val_size: int, split_seed: int, train_size: int | None, *, min_val: int, pool: str
+) -> tuple[np.ndarray, np.ndarray]:
     """(validation, training) indices into a pool of `n` images, each sorted: `val_size` of them
     held out by a permutation seeded `split_seed`, the rest train (the first `train_size` of them,
     when given). `val_size` must be `min_val`..n - 1; `pool` describes the pool in the error."""
@@ -94,8 +95,12 @@ class BatchDataModule(pl.LightningDataModule):
         return world, rank
 
     def _loader(self, dataset) -> DataLoader:
-        return DataLoader(dataset, batch_size=None, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)  # fmt: skip
+        return DataLoader(
+            dataset,
+            batch_size=None,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
 
 @dataclasses.dataclass

@@ -17,7 +17,7 @@ from digitrec.data.sequences import (
     SequenceSpec,
     compose,
     compose_mixture,
-    layout_spec,  # fmt: skip
+    layout_spec,
     split_pool,
 )
 from digitrec.datamodules.base import (
@@ -50,8 +50,18 @@ class SequenceStream(SeededStream):
     (use persistent workers when num_workers > 0).
     """
 
-    def __init__(self, glyphs, labels, spec, batch_size, batches_per_epoch, seed, transform=None,
-                 transform_group: int = 1, rank: int = 0):  # fmt: skip
+    def __init__(
+        self,
+        glyphs,
+        labels,
+        spec,
+        batch_size,
+        batches_per_epoch,
+        seed,
+        transform=None,
+        transform_group: int = 1,
+        rank: int = 0,
+    ):
         self.glyphs, self.labels = glyphs, labels
         self.layouts = [(spec, 1.0)] if isinstance(spec, SequenceSpec) else list(spec)
         self.batch_size, self.batches_per_epoch, self.seed = batch_size, batches_per_epoch, seed
@@ -69,8 +79,15 @@ class SequenceStream(SeededStream):
         workers, wid = self._worker()
         n = len(range(wid, self.batches_per_epoch, workers))
         for _ in range(n):
-            s = compose_mixture(self.glyphs, self.labels, self.layouts, self.batch_size,
-                                self._rng, self.transform, self.transform_group)  # fmt: skip
+            s = compose_mixture(
+                self.glyphs,
+                self.labels,
+                self.layouts,
+                self.batch_size,
+                self._rng,
+                self.transform,
+                self.transform_group,
+            )
             yield _as_batch(s)
 
 
@@ -220,44 +237,81 @@ class SequenceDataModule(BatchDataModule):
             official |= {s.raw_md5 for s in mnist.MNIST_FILES.values()}
             extra = {"official_md5s": bool(md5s) and set(md5s.values()) <= official}
         else:  # notMNIST: the converted cache, the archive or the idx sample, whichever is there
-            names = [notmnist.CACHE, notmnist.ARCHIVE,
-                     *(f"{s.name}.gz" for s in notmnist.SAMPLE_FILES.values())]  # fmt: skip
+            names = [
+                notmnist.CACHE,
+                notmnist.ARCHIVE,
+                *(f"{s.name}.gz" for s in notmnist.SAMPLE_FILES.values()),
+            ]
             md5s, extra = file_md5s(directory / n for n in names), {}
-        return {"uri": directory.resolve().as_uri(), "glyphs": self.glyphs, "files": md5s,
-                "kind": f"synthetic numbers composed from {self.glyphs} glyphs", **extra}  # fmt: skip
+        return {
+            "uri": directory.resolve().as_uri(),
+            "glyphs": self.glyphs,
+            "files": md5s,
+            "kind": f"synthetic numbers composed from {self.glyphs} glyphs",
+            **extra,
+        }
 
     def _schema(self) -> dict:
-        return batch_schema(1, self.spec.height, self.spec.width,
-                            {"length": ("int64", [-1]), "digits": ("int64", [-1, self.spec.max_len]),
-                             "box": ("float32", [-1, 4])})  # fmt: skip
+        return batch_schema(
+            1,
+            self.spec.height,
+            self.spec.width,
+            {
+                "length": ("int64", [-1]),
+                "digits": ("int64", [-1, self.spec.max_len]),
+                "box": ("float32", [-1, 4]),
+            },
+        )
 
     def describe_datasets(self) -> list[DatasetInfo]:
         """The training stream, validation and test sets as dataset inputs of the run."""
         source, name, schema = self.glyph_source(), f"{self.glyphs}-numbers", self._schema()
-        pools = {"training": f"train split but its last {self.val_glyphs} glyphs",
-                 "validation": f"the last {self.val_glyphs} glyphs of the train split",
-                 "test": "test split"}  # fmt: skip
+        pools = {
+            "training": f"train split but its last {self.val_glyphs} glyphs",
+            "validation": f"the last {self.val_glyphs} glyphs of the train split",
+            "test": "test split",
+        }
         per_epoch = max(1, self.train_size // self.batch_size) * self.batch_size
-        augmentation = [type(t).__name__ for t in self.transform.pipeline.transforms
-                        ] if self.transform else []  # fmt: skip
+        augmentation = (
+            [type(t).__name__ for t in self.transform.pipeline.transforms] if self.transform else []
+        )
         configs = {
-            "training": {"layouts": _layout_configs(self.train_layouts), "seed": self.seed,
-                         "fresh_numbers_each_epoch": True, "augmentation": augmentation},
+            "training": {
+                "layouts": _layout_configs(self.train_layouts),
+                "seed": self.seed,
+                "fresh_numbers_each_epoch": True,
+                "augmentation": augmentation,
+            },
             "validation": {"layouts": _layout_configs(self.val_layouts), "seed": [self.seed, 1]},
             "test": {"layouts": _layout_configs([(self.spec, 1.0)]), "seed": [self.seed, 2]},
-        }  # fmt: skip
+        }
         sizes = {"training": per_epoch, "validation": self.val_size, "test": self.test_size}
         short = {"training": "train", "validation": "val", "test": "test"}
-        return [DatasetInfo(f"{name}-{short[c]}", c, {**source, "pool": pools[c]}, configs[c],
-                            sizes[c], schema) for c in pools]  # fmt: skip
+        return [
+            DatasetInfo(
+                f"{name}-{short[c]}", c, {**source, "pool": pools[c]}, configs[c], sizes[c], schema
+            )
+            for c in pools
+        ]
 
     def describe_suites(self, suites) -> list[DatasetInfo]:
         """Evaluation suites (digitrec.data.suites) drawn from this glyph source's test split."""
         source = {**self.glyph_source(), "pool": "test split"}
-        return [DatasetInfo(f"suite-{s.name}", "evaluation", source,
-                            {"layouts": _layout_configs([(s.spec, 1.0)]), "seed": s.seed,
-                             "description": s.description}, s.n, self._schema())
-                for s in suites]  # fmt: skip
+        return [
+            DatasetInfo(
+                f"suite-{s.name}",
+                "evaluation",
+                source,
+                {
+                    "layouts": _layout_configs([(s.spec, 1.0)]),
+                    "seed": s.seed,
+                    "description": s.description,
+                },
+                s.n,
+                self._schema(),
+            )
+            for s in suites
+        ]
 
     def load_glyphs(self) -> dict[str, np.ndarray]:
         loader = GLYPH_SOURCES[self.glyphs]
@@ -275,17 +329,26 @@ class SequenceDataModule(BatchDataModule):
             data["train_images"], data["train_labels"], self.val_glyphs
         )
         self.train_set = SequenceStream(
-            tr_x, tr_y, self.train_layouts, self.batch_size // world,
-            max(1, self.train_size // self.batch_size), self.seed, self.transform,
-            self.augment_group, rank,
-        )  # fmt: skip
+            tr_x,
+            tr_y,
+            self.train_layouts,
+            self.batch_size // world,
+            max(1, self.train_size // self.batch_size),
+            self.seed,
+            self.transform,
+            self.augment_group,
+            rank,
+        )
         self.val_set = compose_mixture(
             va_x, va_y, self.val_layouts, self.val_size, np.random.default_rng([self.seed, 1])
         )
         self.test_set = compose(
-            data["test_images"], data["test_labels"], self.spec, self.test_size,
+            data["test_images"],
+            data["test_labels"],
+            self.spec,
+            self.test_size,
             np.random.default_rng([self.seed, 2]),
-        )  # fmt: skip
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set)

@@ -24,8 +24,14 @@ from digitrec.datamodules.base import (
 from digitrec.datamodules.sequences import _albumentations_fn
 
 
-def crop_batch(images: np.ndarray, boxes: np.ndarray, size: int, ox: np.ndarray, oy: np.ndarray,
-               index: np.ndarray | None = None):  # fmt: skip
+def crop_batch(
+    images: np.ndarray,
+    boxes: np.ndarray,
+    size: int,
+    ox: np.ndarray,
+    oy: np.ndarray,
+    index: np.ndarray | None = None,
+):
     """`size` x `size` windows at per-image offsets (ox, oy) of (N, H, W, C) images (rows `index`
     of them, default all), in one gather; the boxes move with the window, clipped to it.
     Returns (B, size, size, C) windows (a view of a channels-first copy) and the boxes."""
@@ -43,8 +49,9 @@ def center_crops(d: dict[str, np.ndarray], crop: int) -> Sequences:
     return Sequences(images, d["length"], d["digits"], box)
 
 
-def ground_truth_crops(root, split: str, image_size: int = 64, expand: float = 0.3,
-                       crop: int = 54, max_len: int = 5) -> Sequences:  # fmt: skip
+def ground_truth_crops(
+    root, split: str, image_size: int = 64, expand: float = 0.3, crop: int = 54, max_len: int = 5
+) -> Sequences:
     """An SVHN format-1 split's ground-truth crops as the paper evaluates them: the union box
     enlarged by `expand`, resized to `image_size`, the center `crop` window. Cached once per
     preprocessing (svhn.build_cache; a read-only root caches under XDG_CACHE_HOME); never
@@ -59,16 +66,28 @@ def _to_batch(images: np.ndarray, length, digits, box) -> dict:
     # windows from crop_batch are channels-first in memory: the permute makes them contiguous again
     # (uint8 pixels: normalization, e.g. the paper's mean subtraction, is the model's business)
     x = torch.from_numpy(images).permute(0, 3, 1, 2)  # (B, C, H, W)
-    return {"image": x, "length": torch.from_numpy(length), "digits": torch.from_numpy(digits),
-            "box": torch.from_numpy(box)}  # fmt: skip
+    return {
+        "image": x,
+        "length": torch.from_numpy(length),
+        "digits": torch.from_numpy(digits),
+        "box": torch.from_numpy(box),
+    }
 
 
 class CroppedStream(SeededStream):
     """Shuffled training batches from in-memory 64x64 images: a random `crop` x `crop` window per
     image (the paper), then the albumentations pipeline per image when one is given."""
 
-    def __init__(self, data: dict[str, np.ndarray], crop: int, batch_size: int, seed: int,
-                 transform=None, rank: int = 0, world: int = 1):  # fmt: skip
+    def __init__(
+        self,
+        data: dict[str, np.ndarray],
+        crop: int,
+        batch_size: int,
+        seed: int,
+        transform=None,
+        rank: int = 0,
+        world: int = 1,
+    ):
         self.data, self.crop, self.batch_size, self.seed = data, crop, batch_size, seed
         self.transform, self.rank, self.world = transform, rank, world
         self.n = len(data["length"])
@@ -80,15 +99,15 @@ class CroppedStream(SeededStream):
         workers, wid = self._worker()
         # every rank draws the same permutation (seeded by epoch order) and takes its share
         order = np.random.default_rng([self.seed, int(self._rng.integers(2**31))]).permutation(
-            self.n)  # fmt: skip
+            self.n
+        )
         per_rank = len(self) * self.batch_size
         order = order[self.rank * per_rank : (self.rank + 1) * per_rank]
         size = self.data["images"].shape[1]
         for b in range(wid, len(self), workers):
             idx = np.sort(order[b * self.batch_size : (b + 1) * self.batch_size])
             ox, oy = self._rng.integers(0, size - self.crop + 1, (2, len(idx)))
-            images, box = crop_batch(self.data["images"], self.data["box"], self.crop, ox, oy,
-                                     idx)  # fmt: skip
+            images, box = crop_batch(self.data["images"], self.data["box"], self.crop, ox, oy, idx)
             if self.transform is not None:
                 images = np.stack([self.transform.one(np.ascontiguousarray(im)) for im in images])
             yield _to_batch(images, self.data["length"][idx], self.data["digits"][idx], box)
@@ -115,11 +134,18 @@ def svhn_source(root: Path, splits: list[str], pre: svhn.Preprocessing, rendered
     caches = {}
     for split in splits:
         path = svhn.cache_path(root, split, pre)
-        caches[split] = {"file": path.name,
-                         "bytes": path.stat().st_size if path.is_file() else None}  # fmt: skip
+        caches[split] = {
+            "file": path.name,
+            "bytes": path.stat().st_size if path.is_file() else None,
+        }
     kind = "rendered street numbers (SYNTHETIC stand-in, not SVHN)" if rendered else "SVHN format 1"
-    return {"uri": Path(root).resolve().as_uri(), "kind": kind, "rendered": rendered,
-            "splits": splits, "caches": caches}  # fmt: skip
+    return {
+        "uri": Path(root).resolve().as_uri(),
+        "kind": kind,
+        "rendered": rendered,
+        "splits": splits,
+        "caches": caches,
+    }
 
 
 class SVHNDataModule(BatchDataModule):
@@ -157,11 +183,14 @@ class SVHNDataModule(BatchDataModule):
         if channels != 3:
             raise ValueError(f"data.channels={channels}: SVHN images are RGB (3)")
         if not 0 < crop <= image_size or (height, width) != (crop, crop):
-            raise ValueError(f"data.crop={crop}, data.height={height}, data.width={width}: "
-                             f"expected height = width = crop <= image_size={image_size}")  # fmt: skip
+            raise ValueError(
+                f"data.crop={crop}, data.height={height}, data.width={width}: "
+                f"expected height = width = crop <= image_size={image_size}"
+            )
         self.root = Path(root)
-        self.pre = svhn.Preprocessing(size=image_size, expand=expand, max_len=max_len,
-                                      long_numbers=long_numbers)  # fmt: skip
+        self.pre = svhn.Preprocessing(
+            size=image_size, expand=expand, max_len=max_len, long_numbers=long_numbers
+        )
         self.use_extra, self.crop = use_extra, crop
         self.val_size, self.split_seed, self.train_size = val_size, split_seed, train_size
         self.test_size = test_size
@@ -178,26 +207,39 @@ class SVHNDataModule(BatchDataModule):
 
     def prepare_data(self) -> None:
         for split in self.splits:
-            svhn.build_cache(self.root, split, self.pre, download=self.download,
-                             workers=self.cache_workers)  # fmt: skip
+            svhn.build_cache(
+                self.root, split, self.pre, download=self.download, workers=self.cache_workers
+            )
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
         world, rank = self._processes()
-        caches = {s: svhn.load_cache(svhn.build_cache(self.root, s, self.pre, self.download,
-                                                      self.cache_workers))
-                  for s in self.splits}  # fmt: skip
+        caches = {
+            s: svhn.load_cache(
+                svhn.build_cache(self.root, s, self.pre, self.download, self.cache_workers)
+            )
+            for s in self.splits
+        }
         self.rendered = caches["train"]["rendered"]
-        pool = {k: np.concatenate([caches[s][k] for s in self.splits if s != "test"])
-                for k in ("images", "length", "digits", "box")}  # fmt: skip
+        pool = {
+            k: np.concatenate([caches[s][k] for s in self.splits if s != "test"])
+            for k in ("images", "length", "digits", "box")
+        }
         n = len(pool["length"])
         pool_text = f"train{' + extra' if self.use_extra else ''} has {n} images"
-        val, train = held_out(n, self.val_size, self.split_seed, self.train_size, min_val=0,
-                              pool=pool_text)  # fmt: skip
-        self.train_set = CroppedStream({k: v[train] for k, v in pool.items()}, self.crop,
-                                       self.batch_size // world, self.seed, self.transform,
-                                       rank, world)  # fmt: skip
+        val, train = held_out(
+            n, self.val_size, self.split_seed, self.train_size, min_val=0, pool=pool_text
+        )
+        self.train_set = CroppedStream(
+            {k: v[train] for k, v in pool.items()},
+            self.crop,
+            self.batch_size // world,
+            self.seed,
+            self.transform,
+            rank,
+            world,
+        )
         self.val_set = self._center({k: v[val] for k, v in pool.items()})
         test = caches["test"]
         if self.test_size:
@@ -209,27 +251,49 @@ class SVHNDataModule(BatchDataModule):
         pre = {**asdict(self.pre), "key": self.pre.key}
         pool = list(self.splits[:-1])
         held = {"val_size": self.val_size, "split_seed": self.split_seed}
-        augmentation = [type(t).__name__ for t in self.transform.pipeline.transforms
-                        ] if self.transform else []  # fmt: skip
+        augmentation = (
+            [type(t).__name__ for t in self.transform.pipeline.transforms] if self.transform else []
+        )
         configs = {
-            "training": {"preprocessing": pre, "crop": f"random {self.crop}x{self.crop}",
-                         "held_out": held, "train_size": self.train_size, "seed": self.seed,
-                         "augmentation": augmentation},
+            "training": {
+                "preprocessing": pre,
+                "crop": f"random {self.crop}x{self.crop}",
+                "held_out": held,
+                "train_size": self.train_size,
+                "seed": self.seed,
+                "augmentation": augmentation,
+            },
             "validation": {"preprocessing": pre, "crop": "center", "held_out": held},
             "test": {"preprocessing": pre, "crop": "center", "test_size": self.test_size},
-        }  # fmt: skip
-        sets = {"training": self.train_set.data["length"] if self.train_set else None,
-                "validation": self.val_set, "test": self.test_set}  # fmt: skip
-        schema = batch_schema(3, self.crop, self.crop,
-                              {"length": ("int64", [-1]), "digits": ("int64", [-1, self.pre.max_len]),
-                               "box": ("float32", [-1, 4])})  # fmt: skip
-        return [DatasetInfo(f"{svhn_name(self.rendered)}-{short}", context,
-                            svhn_source(self.root, pool if context != "test" else ["test"],
-                                        self.pre, self.rendered),
-                            configs[context], len(sets[context]) if sets[context] is not None
-                            else None, schema)
-                for context, short in (("training", "train"), ("validation", "val"),
-                                       ("test", "test"))]  # fmt: skip
+        }
+        sets = {
+            "training": self.train_set.data["length"] if self.train_set else None,
+            "validation": self.val_set,
+            "test": self.test_set,
+        }
+        schema = batch_schema(
+            3,
+            self.crop,
+            self.crop,
+            {
+                "length": ("int64", [-1]),
+                "digits": ("int64", [-1, self.pre.max_len]),
+                "box": ("float32", [-1, 4]),
+            },
+        )
+        return [
+            DatasetInfo(
+                f"{svhn_name(self.rendered)}-{short}",
+                context,
+                svhn_source(
+                    self.root, pool if context != "test" else ["test"], self.pre, self.rendered
+                ),
+                configs[context],
+                len(sets[context]) if sets[context] is not None else None,
+                schema,
+            )
+            for context, short in (("training", "train"), ("validation", "val"), ("test", "test"))
+        ]
 
     def _center(self, d: dict[str, np.ndarray]) -> Sequences:
         return center_crops(d, self.crop)

@@ -57,8 +57,16 @@ class RNNHead(nn.Module):
     logits (the digit softmax given that the number goes on), so the joint decode is unchanged.
     """
 
-    def __init__(self, in_features: int, max_len: int, num_classes: int, hidden: int = 256,
-                 embed: int = 32, attention_features: int = 0, attention_size: int = 128):  # fmt: skip
+    def __init__(
+        self,
+        in_features: int,
+        max_len: int,
+        num_classes: int,
+        hidden: int = 256,
+        embed: int = 32,
+        attention_features: int = 0,
+        attention_size: int = 128,
+    ):
         super().__init__()
         self.max_len, self.num_classes = max_len, num_classes
         self.init = nn.Linear(in_features, hidden)
@@ -78,8 +86,12 @@ class RNNHead(nn.Module):
         weights = torch.softmax(scores, -1)  # (B, W)
         return torch.bmm(weights[:, None], columns).squeeze(1), weights
 
-    def forward(self, features: torch.Tensor, teacher: torch.Tensor | None = None,
-                columns: torch.Tensor | None = None):  # fmt: skip
+    def forward(
+        self,
+        features: torch.Tensor,
+        teacher: torch.Tensor | None = None,
+        columns: torch.Tensor | None = None,
+    ):
         B = features.shape[0]
         h = torch.tanh(self.init(features))
         ctx = torch.relu(self.context(features))

@@ -36,29 +36,45 @@ class BoxNet(nn.Module):
     (BN + ReLU; `blocks` one number for every stage or one per stage); the last map (size / 2**len(widths) square) is flattened into `fc` units and a
     center/size head (sigmoid), so boxes are always well formed (x0 <= x1, y0 <= y1)."""
 
-    def __init__(self, in_channels: int = 3, size: int = 128,
-                 widths: Sequence[int] = (16, 32, 64, 96, 128),
-                 blocks: int | Sequence[int] = (1, 1, 2, 2, 2), fc: int = 256,
-                 dropout: float = 0.1, channels_last: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        in_channels: int = 3,
+        size: int = 128,
+        widths: Sequence[int] = (16, 32, 64, 96, 128),
+        blocks: int | Sequence[int] = (1, 1, 2, 2, 2),
+        fc: int = 256,
+        dropout: float = 0.1,
+        channels_last: bool = True,
+    ):
         super().__init__()
         if size % 2 ** len(widths):
-            raise ValueError(f"model.size={size}: must be divisible by 2**len(widths) "
-                             f"= {2 ** len(widths)}")  # fmt: skip
+            raise ValueError(
+                f"model.size={size}: must be divisible by 2**len(widths) = {2 ** len(widths)}"
+            )
         blocks = [blocks] * len(widths) if isinstance(blocks, int) else list(blocks)
         if len(blocks) != len(widths) or min(blocks) < 1:
-            raise ValueError(f"model.blocks={blocks}: expected one count >= 1 or one per stage "
-                             f"({len(widths)})")  # fmt: skip
+            raise ValueError(
+                f"model.blocks={blocks}: expected one count >= 1 or one per stage ({len(widths)})"
+            )
         layers, c = [], in_channels
         for w, n in zip(widths, blocks, strict=True):
             for b in range(n):
-                layers += [nn.Conv2d(c, w, 3, stride=2 if b == 0 else 1, padding=1, bias=False),
-                           nn.BatchNorm2d(w), nn.ReLU(inplace=True)]  # fmt: skip
+                layers += [
+                    nn.Conv2d(c, w, 3, stride=2 if b == 0 else 1, padding=1, bias=False),
+                    nn.BatchNorm2d(w),
+                    nn.ReLU(inplace=True),
+                ]
                 c = w
         self.input_shape = (in_channels, size, size)
         self.features = nn.Sequential(*layers)
         side = size // 2 ** len(widths)
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(c * side * side, fc),
-                                  nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(fc, 4))  # fmt: skip
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(c * side * side, fc),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(fc, 4),
+        )
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.to(memory_format=self.memory_format)
 

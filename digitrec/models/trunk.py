@@ -89,8 +89,9 @@ class LocallyConnected2d(nn.Module):
     """A convolution without weight sharing: every output position has its own k x k filters
     (zero padding keeps the size). Weights (positions, in_channels * k * k, out_channels)."""
 
-    def __init__(self, in_channels: int, out_channels: int, height: int, width: int,
-                 kernel_size: int = 3):  # fmt: skip
+    def __init__(
+        self, in_channels: int, out_channels: int, height: int, width: int, kernel_size: int = 3
+    ):
         super().__init__()
         self.kernel_size, self.out_channels, self.size = kernel_size, out_channels, (height, width)
         fan_in = in_channels * kernel_size * kernel_size

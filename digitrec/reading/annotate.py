@@ -26,8 +26,9 @@ def draw(image: np.ndarray, reading: Reading, low: float = 0.5) -> np.ndarray:
     ty = y0 - t if y0 - th - base - t >= 0 else min(h - base, y1 + th + t)
     tx = min(max(0, x0), max(0, w - tw))
     cv2.rectangle(out, (tx, ty - th - base), (tx + tw, ty + base // 2), color, -1)
-    cv2.putText(out, label, (tx, ty - base // 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), t,
-                cv2.LINE_AA)  # fmt: skip
+    cv2.putText(
+        out, label, (tx, ty - base // 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), t, cv2.LINE_AA
+    )
     return out
 
 

@@ -42,8 +42,12 @@ def _latest_checkpoint(client, experiment: str) -> str | None:
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return None
-    runs = client.search_runs([found.experiment_id], "attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time DESC"], max_results=50)  # fmt: skip
+    runs = client.search_runs(
+        [found.experiment_id],
+        "attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=50,
+    )
     for run in runs:
         path = run.data.tags.get("best_checkpoint")
         if path and Path(path).is_file():
@@ -67,8 +71,10 @@ def find_models(client, mnist_reader=None, reader=None, localizer=None) -> dict:
         found["photo"] = ((REGISTERED["photo"], None), "the Model Registry")
     else:
         for suffix in ("_real", ""):
-            pair = [PHOTO_DIR / f"{kind}{suffix}" / "checkpoints" / "best.ckpt"
-                    for kind in ("reader", "localizer")]  # fmt: skip
+            pair = [
+                PHOTO_DIR / f"{kind}{suffix}" / "checkpoints" / "best.ckpt"
+                for kind in ("reader", "localizer")
+            ]
             if all(p.is_file() for p in pair):
                 found["photo"] = ((str(pair[0]), str(pair[1])), f"{PHOTO_DIR}")
                 break
@@ -81,19 +87,33 @@ def find_models(client, mnist_reader=None, reader=None, localizer=None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="digitrec-demo", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="digitrec-demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--mnist-reader", default=os.environ.get("MNIST_READER") or None)
     p.add_argument("--reader", default=os.environ.get("READER") or None)
     p.add_argument("--localizer", default=os.environ.get("LOCALIZER") or None)
-    p.add_argument("--uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
-                   help="tracking store (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")  # fmt: skip
-    p.add_argument("--train-if-missing", action="store_true",
-                   help="no reader of MNIST numbers anywhere: run digitrec-train first")  # fmt: skip
+    p.add_argument(
+        "--uri",
+        default=os.environ.get("MLFLOW_TRACKING_URI"),
+        help="tracking store (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)",
+    )
+    p.add_argument(
+        "--train-if-missing",
+        action="store_true",
+        help="no reader of MNIST numbers anywhere: run digitrec-train first",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--tls", nargs=2, metavar=("CERT.pem", "KEY.pem"), default=None,
-                   help="HTTPS, for the camera on another machine (README 'Reading live')")  # fmt: skip
+    p.add_argument(
+        "--tls",
+        nargs=2,
+        metavar=("CERT.pem", "KEY.pem"),
+        default=None,
+        help="HTTPS, for the camera on another machine (README 'Reading live')",
+    )
     args = p.parse_args(argv)
     if args.reader and not args.localizer and not args.reader.startswith("models:/"):
         print("digitrec-demo: --reader needs --localizer (LOCALIZER=)", file=sys.stderr)
@@ -109,17 +129,23 @@ def main(argv: list[str] | None = None) -> int:
 
     found = find_models(client(), args.mnist_reader, args.reader, args.localizer)
     if found["draw"] is None and args.train_if_missing:
-        print("digitrec-demo: no reader of MNIST numbers yet: training one (digitrec-train, "
-              "what make train runs) ...", flush=True)  # fmt: skip
+        print(
+            "digitrec-demo: no reader of MNIST numbers yet: training one (digitrec-train, "
+            "what make train runs) ...",
+            flush=True,
+        )
         code = subprocess.run([sys.executable, "-m", "digitrec.train"]).returncode
         if code:
             print(f"digitrec-demo: digitrec-train exited {code}", file=sys.stderr)
             return code
         found = find_models(client(), None, args.reader, args.localizer)
     if found["draw"] is None and found["photo"] is None:
-        print(f"digitrec-demo: no model yet; the draw mode needs {ENABLE['draw'].split(' (')[0]}, "
-              f"upload and camera {ENABLE['photo'].split(' (')[0]} (or make demo, which trains "
-              "the first)", file=sys.stderr)  # fmt: skip
+        print(
+            f"digitrec-demo: no model yet; the draw mode needs {ENABLE['draw'].split(' (')[0]}, "
+            f"upload and camera {ENABLE['photo'].split(' (')[0]} (or make demo, which trains "
+            "the first)",
+            file=sys.stderr,
+        )
         return 2
     command = [
         "--host",

@@ -66,9 +66,16 @@ def to_onnx(module, names: list[str]) -> bytes:
     buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notices
-        torch.onnx.export(graph, (example(module),), buffer, input_names=["image"],
-                          output_names=names, dynamic_axes={"image": {0: "batch"}},
-                          opset_version=17, dynamo=False)  # fmt: skip
+        torch.onnx.export(
+            graph,
+            (example(module),),
+            buffer,
+            input_names=["image"],
+            output_names=names,
+            dynamic_axes={"image": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
     return buffer.getvalue()
 
 
@@ -124,9 +131,15 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         reader, bundled = resolve(args.checkpoint)  # a path, models:/... or runs:/...
         localizer = resolve(args.localizer)[0] if args.localizer else bundled
-        meta = {"reader": export(load_module(reader), "reader", out, formats),
-                "preprocessing": {"expand": 0.3, "image_size": 64, "crop": 54,
-                                  "localizer": "whole image resized to its input (squashed)"}}  # fmt: skip
+        meta = {
+            "reader": export(load_module(reader), "reader", out, formats),
+            "preprocessing": {
+                "expand": 0.3,
+                "image_size": 64,
+                "crop": 54,
+                "localizer": "whole image resized to its input (squashed)",
+            },
+        }
         if localizer:
             meta["localizer"] = export(load_module(localizer), "localizer", out, formats)
         atomic_write_bytes(out / "export.json", json.dumps(meta, indent=2).encode())

@@ -79,8 +79,9 @@ def _open(source, name: str, max_pixels: int | None) -> np.ndarray:
     except Image.DecompressionBombError as e:  # beyond Pillow's own hard limit
         raise ImageError(f"{name}: too large to decode ({e})") from None
     except UnidentifiedImageError:  # Pillow's message names the file object, not the file
-        raise ImageError(f"{name}: not a readable image (an unknown format or a corrupt "
-                         "header)") from None  # fmt: skip
+        raise ImageError(
+            f"{name}: not a readable image (an unknown format or a corrupt header)"
+        ) from None
     except (OSError, SyntaxError, ValueError) as e:
         if isinstance(e, ImageError):
             raise
@@ -100,8 +101,10 @@ def _bound(image, name: str, limit: int) -> None:
         image.draft(image.mode, (w // scale, h // scale))
         if image.size[0] * image.size[1] <= limit:
             return
-    raise ImageError(f"{name}: {w}x{h} pixels ({w * h / 1e6:.0f} Mpx), more than the limit of "
-                     f"{limit / 1e6:g} Mpx (--max-mpx or DIGITREC_MAX_PIXELS)")  # fmt: skip
+    raise ImageError(
+        f"{name}: {w}x{h} pixels ({w * h / 1e6:.0f} Mpx), more than the limit of "
+        f"{limit / 1e6:g} Mpx (--max-mpx or DIGITREC_MAX_PIXELS)"
+    )
 
 
 def load_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
@@ -121,8 +124,11 @@ def expand_inputs(items: Iterable[str]) -> Iterator[str]:
     for item in items:
         p = Path(item)
         if p.is_dir():
-            yield from (str(f) for f in sorted(p.rglob("*"))
-                        if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())  # fmt: skip
+            yield from (
+                str(f)
+                for f in sorted(p.rglob("*"))
+                if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
+            )
         elif not p.exists() and glob.has_magic(item):
             matches = sorted(glob.glob(item, recursive=True))
             yield from (m for m in matches if Path(m).is_file()) if matches else [item]

@@ -41,13 +41,19 @@ class ReaderModel(mlflow.pyfunc.PythonModel):
         if images.ndim == 3:  # grayscale → RGB
             images = np.repeat(images[..., None], 3, axis=3)
         if images.ndim != 4 or images.shape[3] != 3:
-            raise ValueError(f"images of shape {images.shape}: expected (N, H, W, 3) or "
-                             "(N, H, W) uint8")  # fmt: skip
+            raise ValueError(
+                f"images of shape {images.shape}: expected (N, H, W, 3) or (N, H, W) uint8"
+            )
         rows = []
         for image in images.astype(np.uint8, copy=False):
             r = self.reader(np.ascontiguousarray(image))
-            rows.append({"number": r.number, "confidence": r.confidence,
-                         **dict(zip(("x0", "y0", "x1", "y1"), r.box, strict=True))})  # fmt: skip
+            rows.append(
+                {
+                    "number": r.number,
+                    "confidence": r.confidence,
+                    **dict(zip(("x0", "y0", "x1", "y1"), r.box, strict=True)),
+                }
+            )
         return pd.DataFrame(rows, columns=["number", "confidence", "x0", "y0", "x1", "y1"])
 
 
@@ -59,8 +65,12 @@ def example_input(reader_path: str | Path) -> np.ndarray:
     return np.zeros((1, h, w, 3), np.uint8)
 
 
-def log_reader_model(reader: str | Path, localizer: str | Path | None = None,
-                     name: str = ARTIFACT_PATH, registered_model_name: str | None = None):  # fmt: skip
+def log_reader_model(
+    reader: str | Path,
+    localizer: str | Path | None = None,
+    name: str = ARTIFACT_PATH,
+    registered_model_name: str | None = None,
+):
     """Log the checkpoint(s) as a pyfunc model in the active run, with its signature and an
     input example; returns MLflow's ModelInfo."""
     import shutil
@@ -82,12 +92,15 @@ def log_reader_model(reader: str | Path, localizer: str | Path | None = None,
         if localizer is not None:
             artifacts["localizer"] = str(shutil.copy(localizer, Path(tmp) / "localizer.ckpt"))
         return mlflow.pyfunc.log_model(
-            name=name, python_model=str(Path(__file__).with_name("mlflow_entry.py")),
-            artifacts=artifacts, signature=signature,
-            input_example=example, registered_model_name=registered_model_name,
+            name=name,
+            python_model=str(Path(__file__).with_name("mlflow_entry.py")),
+            artifacts=artifacts,
+            signature=signature,
+            input_example=example,
+            registered_model_name=registered_model_name,
             code_paths=[str(Path(__file__).resolve().parents[1])],  # the digitrec package
             pip_requirements=_requirements(),
-        )  # fmt: skip
+        )
 
 
 def _requirements() -> list[str]:
@@ -97,8 +110,14 @@ def _requirements() -> list[str]:
     import torch
 
     pins = [f"torch=={torch.__version__.split('+')[0]}"]
-    for name in ("pytorch-lightning", "numpy", "opencv-python-headless", "pillow", "pandas",
-                 "omegaconf"):  # fmt: skip
+    for name in (
+        "pytorch-lightning",
+        "numpy",
+        "opencv-python-headless",
+        "pillow",
+        "pandas",
+        "omegaconf",
+    ):
         try:
             pins.append(f"{name}=={version(name)}")
         except Exception:  # not installed under that name: leave it to pip
@@ -148,8 +167,11 @@ def resolve(ref: str | os.PathLike, tracking_uri: str | None = None) -> tuple[Pa
     uri = open_store(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")).tracking_uri
     try:
         location = artifact_location(str(ref), uri)
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=location, tracking_uri=uri,
-                                                         registry_uri=uri))  # fmt: skip
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=location, tracking_uri=uri, registry_uri=uri
+            )
+        )
     except MlflowException as e:
         first = str(e.message if hasattr(e, "message") else e).splitlines()[0]
         raise ValueError(f"{ref}: not found in the tracking store {uri} ({first})") from None

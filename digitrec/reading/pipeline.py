@@ -36,25 +36,38 @@ class Reading:
         return out
 
 
-def cli_parser(prog: str, doc: str | None, localizer_required: bool = False,
-               reader_optional: bool = False):  # fmt: skip
+def cli_parser(
+    prog: str, doc: str | None, localizer_required: bool = False, reader_optional: bool = False
+):
     """The start every reading command shares: the reader's checkpoint and --localizer."""
     import argparse
 
-    p = argparse.ArgumentParser(prog=prog, description=doc,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("checkpoint", nargs="?" if reader_optional else None, help="the reader: a checkpoint (a run's best.ckpt) or an MLflow "
-                   "model (models:/NAME@alias, runs:/RUN_ID/model; the tracking store is "
-                   "$MLFLOW_TRACKING_URI, else ./mlflow.db)")  # fmt: skip
-    p.add_argument("--localizer", default=None, required=localizer_required,
-                   help="the localizer's checkpoint (experiment=localizer)")  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "checkpoint",
+        nargs="?" if reader_optional else None,
+        help="the reader: a checkpoint (a run's best.ckpt) or an MLflow "
+        "model (models:/NAME@alias, runs:/RUN_ID/model; the tracking store is "
+        "$MLFLOW_TRACKING_URI, else ./mlflow.db)",
+    )
+    p.add_argument(
+        "--localizer",
+        default=None,
+        required=localizer_required,
+        help="the localizer's checkpoint (experiment=localizer)",
+    )
     return p
 
 
 def add_fallback_argument(p) -> None:
-    p.add_argument("--fallback", type=float, default=0.0,
-                   help="below this confidence, search again from four tiles of the photo "
-                        "(default 0: off)")  # fmt: skip
+    p.add_argument(
+        "--fallback",
+        type=float,
+        default=0.0,
+        help="below this confidence, search again from four tiles of the photo (default 0: off)",
+    )
 
 
 def load_module(path: str | Path, map_location: str = "cpu"):
@@ -86,10 +99,19 @@ class PhotoReader:
     last box about its center; below a confidence of `fallback` the search starts again from
     four overlapping tiles of `tile` x the photo's size (positions as well as scales)."""
 
-    def __init__(self, reader, localizer=None, expand: float = 0.3, image_size: int = 64,
-                 crop: int = 54, zoom: float = 3.0, looks: int = 3,
-                 scales: tuple[float, ...] = (1.2,), fallback: float = 0.0,
-                 tile: float = 0.6):  # fmt: skip
+    def __init__(
+        self,
+        reader,
+        localizer=None,
+        expand: float = 0.3,
+        image_size: int = 64,
+        crop: int = 54,
+        zoom: float = 3.0,
+        looks: int = 3,
+        scales: tuple[float, ...] = (1.2,),
+        fallback: float = 0.0,
+        tile: float = 0.6,
+    ):
         # batch norms folded into their convolutions: same outputs to float rounding, faster
         self.reader = fuse_conv_bn(reader)
         self.localizer = fuse_conv_bn(localizer) if localizer is not None else None
@@ -100,8 +122,10 @@ class PhotoReader:
         self.fallback, self.tile = fallback, tile
         shape = getattr(reader.net, "input_shape", (3, crop, crop))
         if tuple(shape) != (3, crop, crop):
-            raise ValueError(f"reader input {tuple(shape)}: expected (3, {crop}, {crop}) RGB "
-                             "crops (a reader trained with data=svhn)")  # fmt: skip
+            raise ValueError(
+                f"reader input {tuple(shape)}: expected (3, {crop}, {crop}) RGB "
+                "crops (a reader trained with data=svhn)"
+            )
         self.loc_size = localizer.net.input_shape[-1] if localizer else None
 
     @classmethod
@@ -129,8 +153,12 @@ class PhotoReader:
         """The reader's input for each box: + `expand` margin, image_size square, center crop."""
         h, w = image.shape[:2]
         o = (self.image_size - self.crop) // 2
-        out = [crop_resize(image, expand_box(b, w, h, self.expand), self.image_size)
-               [o : o + self.crop, o : o + self.crop] for b in boxes]  # fmt: skip
+        out = [
+            crop_resize(image, expand_box(b, w, h, self.expand), self.image_size)[
+                o : o + self.crop, o : o + self.crop
+            ]
+            for b in boxes
+        ]
         return np.stack(out)
 
     @torch.inference_mode()
@@ -138,8 +166,12 @@ class PhotoReader:
         """(number, confidence) for each (N, crop, crop, 3) uint8 crop."""
         x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2)
         d = decode.joint_decode(*self.reader(x))
-        return [(labels_to_string(digits, n), float(c)) for digits, n, c in
-                zip(d.digits.numpy(), d.length.numpy(), d.confidence.numpy(), strict=True)]  # fmt: skip
+        return [
+            (labels_to_string(digits, n), float(c))
+            for digits, n, c in zip(
+                d.digits.numpy(), d.length.numpy(), d.confidence.numpy(), strict=True
+            )
+        ]
 
     def search(self, image: np.ndarray, regions: list[np.ndarray]) -> list[np.ndarray]:
         """Coarse to fine from each starting region: each look localizes within the previous
@@ -201,8 +233,9 @@ class PhotoReader:
         """Read one RGB uint8 photo (H, W, 3): the search from the whole photo, and when its
         best reading is less confident than `fallback`, the search from four tiles too."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} "
-                             f"{image.shape}")  # fmt: skip
+            raise ValueError(
+                f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}"
+            )
         reading = self._best(image, self.candidates(image))
         if self.localizer is not None and reading.confidence < self.fallback:
             other = self._best(image, self.search(image, self.tiles(image)))
@@ -224,15 +257,15 @@ def to_reader_input(image: np.ndarray, channels: int, height: int, width: int) -
     import cv2
 
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} "
-                         f"{image.shape}")  # fmt: skip
+        raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
     h, w = image.shape[:2]
     if channels == 3:
         if (h, w) == (height, width):
             return image
         shrink = h * w > height * width
-        return cv2.resize(image, (width, height),
-                          interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)  # fmt: skip
+        return cv2.resize(
+            image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+        )
     if channels != 1:
         raise ValueError(f"a reader of {channels} channels: expected 1 (gray) or 3 (RGB)")
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
@@ -244,8 +277,9 @@ def to_reader_input(image: np.ndarray, channels: int, height: int, width: int) -
     scale = min(height / h, width / w)
     nh = min(height, max(1, round(h * scale)))
     nw = min(width, max(1, round(w * scale)))
-    resized = cv2.resize(gray, (nw, nh),
-                         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)  # fmt: skip
+    resized = cv2.resize(
+        gray, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    )
     canvas = np.zeros((height, width), np.uint8)
     y, x = (height - nh) // 2, (width - nw) // 2
     canvas[y : y + nh, x : x + nw] = resized
@@ -274,8 +308,9 @@ class WholeImageReader:
         return Reading(number, float(d.confidence[0]), [0.0, 0.0, float(w), float(h)])
 
 
-def open_reader(reader: str | Path, localizer: str | Path | None = None, tracking_uri=None,
-                **kwargs) -> PhotoReader | WholeImageReader:  # fmt: skip
+def open_reader(
+    reader: str | Path, localizer: str | Path | None = None, tracking_uri=None, **kwargs
+) -> PhotoReader | WholeImageReader:
     """The reader for a checkpoint path or an MLflow model URI (`models:/NAME@alias`,
     `runs:/ID/model`; a logged two-stage model brings its localizer): a PhotoReader for an SVHN
     crop reader (3 x 54 x 54) with a localizer, else a WholeImageReader."""
@@ -287,12 +322,15 @@ def open_reader(reader: str | Path, localizer: str | Path | None = None, trackin
     localizer = localizer if localizer is not None else bundled
     module = load_module(reader)
     if not hasattr(module.net, "max_len"):
-        raise ValueError(f"{reader}: a localizer checkpoint; expected a reader (a number "
-                         "reader's best.ckpt)")  # fmt: skip
+        raise ValueError(
+            f"{reader}: a localizer checkpoint; expected a reader (a number reader's best.ckpt)"
+        )
     shape = tuple(int(v) for v in module.net.input_shape)
     if localizer is None and shape != (3, 54, 54):
         return WholeImageReader(module)
     if localizer is not None and shape != (3, 54, 54):
-        raise ValueError(f"{reader}: reads {shape} inputs; a localizer needs a reader of "
-                         "(3, 54, 54) SVHN crops (data=svhn)")  # fmt: skip
+        raise ValueError(
+            f"{reader}: reads {shape} inputs; a localizer needs a reader of "
+            "(3, 54, 54) SVHN crops (data=svhn)"
+        )
     return PhotoReader(module, load_module(localizer) if localizer else None, **kwargs)

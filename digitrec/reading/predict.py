@@ -44,8 +44,9 @@ def _inputs(items: list[str]):
         yield from ((name, None) for name in names)
 
 
-def read_files(reader: PhotoReader, items: list[str], annotate: Path | None,
-               max_pixels: int | None = None) -> int:  # fmt: skip
+def read_files(
+    reader: PhotoReader, items: list[str], annotate: Path | None, max_pixels: int | None = None
+) -> int:
     """One JSON line per image (a folder without images: an error line); returns how many
     failed. Every image is bounded (images.load_image): a bomb is that file's error line."""
     failed = 0
@@ -69,16 +70,24 @@ def read_files(reader: PhotoReader, items: list[str], annotate: Path | None,
     return failed
 
 
-def read_video(reader: PhotoReader, source: str, out: Path | None, show: bool, every: int,
-               max_frames: int | None) -> int:  # fmt: skip
+def read_video(
+    reader: PhotoReader,
+    source: str,
+    out: Path | None,
+    show: bool,
+    every: int,
+    max_frames: int | None,
+) -> int:
     """Read every `every`-th frame of a video file or camera (an index); write the annotated
     video to `out` (temporary file, renamed when complete) and/or show it live."""
     import cv2
 
     capture = cv2.VideoCapture(int(source) if source.isdigit() else source)
     if not capture.isOpened():
-        raise ValueError(f"--video {source}: cannot open it (not a video file OpenCV can read, "
-                         "or no such camera)")  # fmt: skip
+        raise ValueError(
+            f"--video {source}: cannot open it (not a video file OpenCV can read, "
+            "or no such camera)"
+        )
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     writer = tmp = None
     frames = 0
@@ -99,8 +108,9 @@ def read_video(reader: PhotoReader, source: str, out: Path | None, show: bool, e
                     fourcc = cv2.VideoWriter_fourcc(*("mp4v" if out.suffix == ".mp4" else "MJPG"))
                     writer = cv2.VideoWriter(str(tmp), fourcc, fps, shown.shape[1::-1])
                     if not writer.isOpened():
-                        raise ValueError(f"--out {out}: OpenCV cannot write this video format "
-                                         "(use .mp4 or .avi)")  # fmt: skip
+                        raise ValueError(
+                            f"--out {out}: OpenCV cannot write this video format (use .mp4 or .avi)"
+                        )
                 writer.write(shown)
             if show:
                 cv2.imshow("digitrec", shown)
@@ -127,22 +137,37 @@ def read_video(reader: PhotoReader, source: str, out: Path | None, show: bool, e
 def parser():
     p = cli_parser("digitrec-predict", __doc__)
     p.add_argument("images", nargs="*", help="image files, folders (recursive) or globs")
-    p.add_argument("--annotate", default=None, metavar="DIR",
-                   help="write each image with its box and number into DIR")  # fmt: skip
-    p.add_argument("--video", default=None, metavar="PATH_OR_INDEX",
-                   help="read a video file, or a camera by its index")  # fmt: skip
-    p.add_argument("--out", default=None,
-                   help="--video: the annotated video (.mp4 or .avi; default <name>.read.mp4 "
-                        "for a file, none for a camera)")  # fmt: skip
+    p.add_argument(
+        "--annotate",
+        default=None,
+        metavar="DIR",
+        help="write each image with its box and number into DIR",
+    )
+    p.add_argument(
+        "--video",
+        default=None,
+        metavar="PATH_OR_INDEX",
+        help="read a video file, or a camera by its index",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="--video: the annotated video (.mp4 or .avi; default <name>.read.mp4 "
+        "for a file, none for a camera)",
+    )
     p.add_argument(
         "--show", action="store_true", help="--video: show frames live (needs a display)"
     )
     p.add_argument("--every", type=int, default=1, help="--video: read every N-th frame")
     p.add_argument("--max-frames", type=int, default=None, help="--video: stop after N frames")
     add_fallback_argument(p)
-    p.add_argument("--max-mpx", type=float, default=None,
-                   help="largest image, megapixels (default 50, or DIGITREC_MAX_PIXELS; a "
-                        "larger JPEG is decoded smaller, other formats refused)")  # fmt: skip
+    p.add_argument(
+        "--max-mpx",
+        type=float,
+        default=None,
+        help="largest image, megapixels (default 50, or DIGITREC_MAX_PIXELS; a "
+        "larger JPEG is decoded smaller, other formats refused)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     return p
 

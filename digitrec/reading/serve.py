@@ -54,14 +54,22 @@ def page(max_bytes: int) -> str:
 
 
 # the command that gives each mode its model, shown on the page when the model is missing
-ENABLE = {"photo": "make train-photo-reader (then make demo, or digitrec-serve READER "
-                   "--localizer LOCALIZER)",
-          "draw": "make train (then make demo, or digitrec-serve --drawing-reader BEST_CKPT)"}  # fmt: skip
+ENABLE = {
+    "photo": "make train-photo-reader (then make demo, or digitrec-serve READER "
+    "--localizer LOCALIZER)",
+    "draw": "make train (then make demo, or digitrec-serve --drawing-reader BEST_CKPT)",
+}
 
 
-def make_app(reader: PhotoReader | None, max_mb: float = 10.0, workers: int = 1, queue: int = 32,
-             max_pixels: int | None = None, upload_timeout: float = 30.0,
-             drawing_reader: WholeImageReader | None = None):  # fmt: skip
+def make_app(
+    reader: PhotoReader | None,
+    max_mb: float = 10.0,
+    workers: int = 1,
+    queue: int = 32,
+    max_pixels: int | None = None,
+    upload_timeout: float = 30.0,
+    drawing_reader: WholeImageReader | None = None,
+):
     """The FastAPI app: the page, /health, /api/modes, /api/read (upload and camera: `reader`),
     /api/draw (`drawing_reader`); see the module's docstring. Either reader may be None: its
     modes answer 503 with the command that trains it."""
@@ -73,8 +81,12 @@ def make_app(reader: PhotoReader | None, max_mb: float = 10.0, workers: int = 1,
     max_pixels = max_pixels_default() if max_pixels is None else max_pixels
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="digitrec-read")
     state = {"in_flight": 0}  # requests holding a place, running or waiting (event loop only)
-    app = FastAPI(title="digitrec", summary="Read the house number in a photo.",
-                  description=__doc__, version="1")  # fmt: skip
+    app = FastAPI(
+        title="digitrec",
+        summary="Read the house number in a photo.",
+        description=__doc__,
+        version="1",
+    )
     app.state.pool = pool
     models = {"photo": reader, "draw": drawing_reader}
 
@@ -98,23 +110,35 @@ def make_app(reader: PhotoReader | None, max_mb: float = 10.0, workers: int = 1,
     @app.get("/health")
     def health():
         """The server is up: readings running or waiting, and the limits."""
-        return {"status": "ok", "in_flight": state["in_flight"], "workers": workers,
-                "queue": queue, "max_bytes": max_bytes, "max_pixels": max_pixels}  # fmt: skip
+        return {
+            "status": "ok",
+            "in_flight": state["in_flight"],
+            "workers": workers,
+            "queue": queue,
+            "max_bytes": max_bytes,
+            "max_pixels": max_pixels,
+        }
 
     @app.get("/api/modes")
     def modes():
         """Which of the page's modes have a model (upload and camera: the photo reader; draw:
         the reader of MNIST numbers), and for each one without, the command that trains it."""
-        return {mode: {"ready": model is not None, "enable": None if model else ENABLE[mode]}
-                for mode, model in models.items()}  # fmt: skip
+        return {
+            mode: {"ready": model is not None, "enable": None if model else ENABLE[mode]}
+            for mode, model in models.items()
+        }
 
     def read_photo(data: bytes, fallback: float | None) -> dict:
         start = time.perf_counter()
         image = decode_image(data, "upload", max_pixels)
         reading = reader(image) if fallback is None else _with_fallback(reader, image, fallback)
         ms = 1000 * (time.perf_counter() - start)
-        return {**reading.to_dict(), "width": image.shape[1], "height": image.shape[0],
-                "ms": round(ms, 1)}  # fmt: skip
+        return {
+            **reading.to_dict(),
+            "width": image.shape[1],
+            "height": image.shape[0],
+            "ms": round(ms, 1),
+        }
 
     def read_draw(data: bytes) -> dict:
         start = time.perf_counter()
@@ -130,8 +154,11 @@ def make_app(reader: PhotoReader | None, max_mb: float = 10.0, workers: int = 1,
             raise Refused(503, f"no model for this mode: {ENABLE[mode]}")
         if state["in_flight"] >= workers + queue:
             await drain(request, upload_timeout)  # so the client, still sending, reads the 503
-            raise Refused(503, f"busy: {workers} reading(s) running and {queue} waiting; try "
-                               "again in a moment", {"Retry-After": "1"})  # fmt: skip
+            raise Refused(
+                503,
+                f"busy: {workers} reading(s) running and {queue} waiting; try again in a moment",
+                {"Retry-After": "1"},
+            )
         state["in_flight"] += 1
         try:
             data = await read_body(request, max_bytes, upload_timeout)
@@ -145,9 +172,12 @@ def make_app(reader: PhotoReader | None, max_mb: float = 10.0, workers: int = 1,
             state["in_flight"] -= 1
 
     @app.post("/api/read", responses={400: {}, 408: {}, 411: {}, 413: {}, 415: {}, 503: {}})
-    async def read(request: Request,
-                   fallback: float | None = Query(None, ge=0, le=1, description=(
-                       "below this confidence, search again from four tiles"))):  # fmt: skip
+    async def read(
+        request: Request,
+        fallback: float | None = Query(
+            None, ge=0, le=1, description=("below this confidence, search again from four tiles")
+        ),
+    ):
         """Read the number in the photo (or camera frame) sent as the body (JPEG or PNG bytes):
         {number, confidence, box, width, height, ms (decoding and reading, server-side)}."""
         return await run(request, "photo", read_photo, fallback)
@@ -188,8 +218,15 @@ class Server:
     """uvicorn on a socket bound now (port 0 → a free port, known as `server_port` before it
     serves): `serve_forever()` in any thread, `shutdown()` from another, `server_close()`."""
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 8000, backlog: int = 2048,
-                 verbose: bool = False, tls: tuple[str, str] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        app,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        backlog: int = 2048,
+        verbose: bool = False,
+        tls: tuple[str, str] | None = None,
+    ):
         import uvicorn
 
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -206,10 +243,16 @@ class Server:
         self.server_port = self.socket.getsockname()[1]
         self.app = app
         certfile, keyfile = tls or (None, None)  # HTTPS: (certificate, key) PEM files
-        config = uvicorn.Config(app, backlog=backlog, log_level="info" if verbose else "warning",
-                                access_log=verbose, timeout_keep_alive=5,
-                                timeout_graceful_shutdown=5, ssl_certfile=certfile,
-                                ssl_keyfile=keyfile)  # fmt: skip
+        config = uvicorn.Config(
+            app,
+            backlog=backlog,
+            log_level="info" if verbose else "warning",
+            access_log=verbose,
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=5,
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
+        )
         self.server = uvicorn.Server(config)
         self._done = threading.Event()
 
@@ -230,9 +273,15 @@ class Server:
             pool.shutdown(wait=False, cancel_futures=True)
 
 
-def make_server(reader: PhotoReader | None, host: str = "127.0.0.1", port: int = 8000,
-                max_mb: float = 10.0, verbose: bool = False, tls: tuple[str, str] | None = None,
-                **app_kwargs) -> Server:  # fmt: skip
+def make_server(
+    reader: PhotoReader | None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    max_mb: float = 10.0,
+    verbose: bool = False,
+    tls: tuple[str, str] | None = None,
+    **app_kwargs,
+) -> Server:
     """The page's server for `reader`, listening (not yet serving) on host:port."""
     return Server(make_app(reader, max_mb, **app_kwargs), host, port, verbose=verbose, tls=tls)
 
@@ -241,51 +290,88 @@ def open_drawing_reader(ref: str) -> WholeImageReader:
     """The draw mode's reader: a reader of gray MNIST numbers (1 x 28 x 112), nothing else."""
     reader = open_reader(ref)
     if not isinstance(reader, WholeImageReader) or reader.input_shape[0] != 1:
-        raise ValueError(f"--drawing-reader {ref}: expected a reader of MNIST numbers "
-                         "(1 x 28 x 112, make train's best.ckpt)")  # fmt: skip
+        raise ValueError(
+            f"--drawing-reader {ref}: expected a reader of MNIST numbers "
+            "(1 x 28 x 112, make train's best.ckpt)"
+        )
     return reader
 
 
 def main(argv: list[str] | None = None) -> int:
     p = cli_parser("digitrec-serve", __doc__, reader_optional=True)
-    p.add_argument("--drawing-reader", default=None, metavar="CHECKPOINT",
-                   help="the draw mode's reader of MNIST numbers (make train's best.ckpt, or "
-                        "models:/..., runs:/...)")  # fmt: skip
+    p.add_argument(
+        "--drawing-reader",
+        default=None,
+        metavar="CHECKPOINT",
+        help="the draw mode's reader of MNIST numbers (make train's best.ckpt, or "
+        "models:/..., runs:/...)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-mb", type=float, default=10.0, help="largest upload, MB")
-    p.add_argument("--max-mpx", type=float, default=None,
-                   help="largest image, megapixels (default 50; a larger JPEG is decoded "
-                        "smaller, other formats refused)")  # fmt: skip
+    p.add_argument(
+        "--max-mpx",
+        type=float,
+        default=None,
+        help="largest image, megapixels (default 50; a larger JPEG is decoded "
+        "smaller, other formats refused)",
+    )
     p.add_argument("--workers", type=int, default=1, help="readings at once (default 1)")
-    p.add_argument("--queue", type=int, default=32,
-                   help="uploads waiting for a worker before the server answers 503")  # fmt: skip
-    p.add_argument("--upload-timeout", type=float, default=30.0,
-                   help="seconds an upload may take to arrive (default 30)")  # fmt: skip
+    p.add_argument(
+        "--queue",
+        type=int,
+        default=32,
+        help="uploads waiting for a worker before the server answers 503",
+    )
+    p.add_argument(
+        "--upload-timeout",
+        type=float,
+        default=30.0,
+        help="seconds an upload may take to arrive (default 30)",
+    )
     p.add_argument("--verbose", action="store_true", help="log every request")
-    p.add_argument("--tls", nargs=2, metavar=("CERT.pem", "KEY.pem"), default=None,
-                   help="serve HTTPS (a browser shows the camera to a page from another machine "
-                        "only over HTTPS; README 'Reading live')")  # fmt: skip
+    p.add_argument(
+        "--tls",
+        nargs=2,
+        metavar=("CERT.pem", "KEY.pem"),
+        default=None,
+        help="serve HTTPS (a browser shows the camera to a page from another machine "
+        "only over HTTPS; README 'Reading live')",
+    )
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(message)s")  # fmt: skip
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
+    )
     try:
         if args.checkpoint is None and args.drawing_reader is None:
-            raise ValueError("give a reader (READER.ckpt --localizer LOCALIZER.ckpt), "
-                             "--drawing-reader CKPT, or both")  # fmt: skip
+            raise ValueError(
+                "give a reader (READER.ckpt --localizer LOCALIZER.ckpt), "
+                "--drawing-reader CKPT, or both"
+            )
         reader = open_reader(args.checkpoint, args.localizer) if args.checkpoint else None
         drawing = open_drawing_reader(args.drawing_reader) if args.drawing_reader else None
         max_pixels = None if args.max_mpx is None else int(args.max_mpx * 1e6)
-        server = make_server(reader, args.host, args.port, args.max_mb, args.verbose,
-                             workers=args.workers, queue=args.queue, max_pixels=max_pixels,
-                             upload_timeout=args.upload_timeout, drawing_reader=drawing,
-                             tls=tuple(args.tls) if args.tls else None)  # fmt: skip
+        server = make_server(
+            reader,
+            args.host,
+            args.port,
+            args.max_mb,
+            args.verbose,
+            workers=args.workers,
+            queue=args.queue,
+            max_pixels=max_pixels,
+            upload_timeout=args.upload_timeout,
+            drawing_reader=drawing,
+            tls=tuple(args.tls) if args.tls else None,
+        )
     except (FileNotFoundError, ValueError, OSError) as e:
         print(f"digitrec-serve: {e}", file=sys.stderr)
         return 2
     scheme = "https" if args.tls else "http"
-    print(f"digitrec-serve: {scheme}://{args.host}:{server.server_port}/  (Ctrl-C stops it)",
-          flush=True)  # fmt: skip
+    print(
+        f"digitrec-serve: {scheme}://{args.host}:{server.server_port}/  (Ctrl-C stops it)",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

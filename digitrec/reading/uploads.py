@@ -37,8 +37,11 @@ async def read_body(request, max_bytes: int, timeout: float) -> bytes:
     DISCARD_LIMIT, is read and dropped) and with 408 when it takes longer than `timeout`."""
     length = declared_length(request.headers)
     if length is not None and length > DISCARD_LIMIT:
-        raise Refused(413, f"upload of {length / 1e6:.1f} MB: at most {max_bytes / 1e6:g} MB",
-                      {"Connection": "close"})  # fmt: skip
+        raise Refused(
+            413,
+            f"upload of {length / 1e6:.1f} MB: at most {max_bytes / 1e6:g} MB",
+            {"Connection": "close"},
+        )
     chunks, size = [], 0
     try:
         async with asyncio.timeout(timeout):
@@ -49,13 +52,13 @@ async def read_body(request, max_bytes: int, timeout: float) -> bytes:
                 elif size > DISCARD_LIMIT:
                     break
     except TimeoutError:
-        raise Refused(408, f"upload too slow: {size} bytes in {timeout:g} s",
-                      {"Connection": "close"}) from None  # fmt: skip
+        raise Refused(
+            408, f"upload too slow: {size} bytes in {timeout:g} s", {"Connection": "close"}
+        ) from None
     except ClientDisconnect:  # nobody is left to answer; no traceback for it
         raise Refused(400, f"the client left after {size} bytes") from None
     if size > max_bytes:
-        raise Refused(413, f"upload of {size / 1e6:.1f} MB or more: at most "
-                           f"{max_bytes / 1e6:g} MB")  # fmt: skip
+        raise Refused(413, f"upload of {size / 1e6:.1f} MB or more: at most {max_bytes / 1e6:g} MB")
     if size == 0:
         raise Refused(400, "empty upload: choose a photo")
     return b"".join(chunks)
@@ -77,6 +80,7 @@ async def drain(request, timeout: float) -> None:
 def check_type(data: bytes, content_type: str) -> None:
     declared = content_type.split(";")[0].strip().lower()
     kind = next((t for t, magic in TYPES.items() if data.startswith(magic)), None)
-    if kind is None or (declared and declared != "application/octet-stream" and
-                        declared not in TYPES):  # fmt: skip
+    if kind is None or (
+        declared and declared != "application/octet-stream" and declared not in TYPES
+    ):
         raise Refused(415, f"upload of type {declared or 'unknown'}: expected a JPEG or PNG image")

@@ -48,25 +48,38 @@ def sweeps(profile, svhn: list[str], mnist: list[str]) -> list[jobs.Sweep]:
         jobs.Sweep("depth", "model.depth", depths, svhn),
         jobs.Sweep(
             "heads_svhn", "model.head", heads, [*svhn, f"model.depth={paper_table.HEADS_DEPTH}"]
-        ),  # fmt: skip
+        ),
         jobs.Sweep("heads_mnist", "model.head", [str(h) for h in profile.mnist.heads], mnist),
     ]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="digitrec-reproduce", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="digitrec-reproduce",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--profile", default="smoke", help="smoke | cpu | gpu | a .yaml path")
     parser.add_argument("--out", type=Path, default=REPO / "experiments" / "reproduce-paper")
-    parser.add_argument("--data-dir", type=Path,
-                        default=Path(os.environ.get("DIGITREC_DATA_DIR", REPO / ".data")))  # fmt: skip
-    parser.add_argument("--render-dir", type=Path,
-                        help="where the rendered stand-in goes (default .data/street-PROFILE)")  # fmt: skip
-    parser.add_argument("--sweep-dir", type=Path,
-                        help="the sweeps' folders (default outputs/reproduce-paper/PROFILE); "
-                             "an earlier attempt there is resumed")  # fmt: skip
-    parser.add_argument("--fresh", action="store_true",
-                        help="start over in a new sweep folder (the sweep folder's name + -<time>)")  # fmt: skip
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(os.environ.get("DIGITREC_DATA_DIR", REPO / ".data"))
+    )
+    parser.add_argument(
+        "--render-dir",
+        type=Path,
+        help="where the rendered stand-in goes (default .data/street-PROFILE)",
+    )
+    parser.add_argument(
+        "--sweep-dir",
+        type=Path,
+        help="the sweeps' folders (default outputs/reproduce-paper/PROFILE); "
+        "an earlier attempt there is resumed",
+    )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start over in a new sweep folder (the sweep folder's name + -<time>)",
+    )
     add_uri_argument(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = parser.parse_args(argv)
@@ -106,23 +119,43 @@ def main(argv: list[str] | None = None) -> int:
     runs = {s.name: jobs.finished_children(client, parents[s.name], s) for s in plan}
     real_root = real_svhn.real_test_root(data_dir)
     real_svhn.measure_all(client, runs.get("depth", []) + runs.get("heads_svhn", []), real_root)
-    runs = {s.name: jobs.finished_children(client, parents[s.name], s)  # with the real readings
-            for s in plan}  # fmt: skip
-    missing = {s.name: [v for v in s.values if v not in {r.data.params.get(s.key) for r in
-                                                           runs[s.name]}] for s in plan}  # fmt: skip
+    runs = {
+        s.name: jobs.finished_children(client, parents[s.name], s)  # with the real readings
+        for s in plan
+    }
+    missing = {
+        s.name: [v for v in s.values if v not in {r.data.params.get(s.key) for r in runs[s.name]}]
+        for s in plan
+    }
     missing = {k: v for k, v in missing.items() if v}
     for part in ("depth", "heads_svhn", "heads_mnist"):
         runs.setdefault(part, [])
     args.out.mkdir(parents=True, exist_ok=True)
     minutes = (time.perf_counter() - start) / 60
     resumed = any(v[1] for v in ran.values())
-    ctx = paper_table.Context(name, profile, command, svhn_label, study, uri, parents, minutes,
-                              resumed, real_root, missing, commit)  # fmt: skip
+    ctx = paper_table.Context(
+        name,
+        profile,
+        command,
+        svhn_label,
+        study,
+        uri,
+        parents,
+        minutes,
+        resumed,
+        real_root,
+        missing,
+        commit,
+    )
     paper_table.report(ctx, client, runs, args.out)
     print(f"wrote {args.out / 'README.md'}, depth.png, coverage.png ({minutes:.1f} min)")
     if missing:
-        print("digitrec-reproduce: jobs without a finished run: " + "; ".join(
-            f"{k}: {', '.join(v)}" for k, v in missing.items()) + " (run the command again to "
-            "run them)", file=sys.stderr)  # fmt: skip
+        print(
+            "digitrec-reproduce: jobs without a finished run: "
+            + "; ".join(f"{k}: {', '.join(v)}" for k, v in missing.items())
+            + " (run the command again to "
+            "run them)",
+            file=sys.stderr,
+        )
         return 1
     return 0

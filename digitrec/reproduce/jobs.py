@@ -64,8 +64,10 @@ def svhn_source(profile, data_dir: Path, render_dir: Path, dry_run: bool) -> tup
         for split, limit in limits.items():
             cmd = street_command(render_dir, split, labels, limit, data_dir=data_dir)
             if run_command(cmd, dry_run):
-                raise SystemExit(f"digitrec-reproduce: rendering the stand-in's {split} split "
-                                 f"into {render_dir} failed")  # fmt: skip
+                raise SystemExit(
+                    f"digitrec-reproduce: rendering the stand-in's {split} split "
+                    f"into {render_dir} failed"
+                )
     return render_dir, "rendered stand-in (SYNTHETIC, not SVHN)"
 
 
@@ -95,8 +97,11 @@ class Sweep:
 def finished_values(client: MlflowClient, parent_id: str, key: str) -> dict[str, object]:
     """value of `key` → the FINISHED child run that has it (the latest, when several do)."""
     children = children_of(client, client.get_run(parent_id), order_by=["start_time ASC"])
-    return {c.data.params[key]: c for c in children
-            if c.info.status == "FINISHED" and key in c.data.params}  # fmt: skip
+    return {
+        c.data.params[key]: c
+        for c in children
+        if c.info.status == "FINISHED" and key in c.data.params
+    }
 
 
 def close_killed(client: MlflowClient, parent_id: str) -> None:
@@ -104,8 +109,11 @@ def close_killed(client: MlflowClient, parent_id: str) -> None:
     for c in children_of(client, client.get_run(parent_id)):
         if c.info.status == "RUNNING":
             client.set_terminated(c.info.run_id, "KILLED")
-            print(f"digitrec-reproduce: run {c.info.run_id} of an earlier attempt was left "
-                  "running (killed): marked KILLED, its job runs again", flush=True)  # fmt: skip
+            print(
+                f"digitrec-reproduce: run {c.info.run_id} of an earlier attempt was left "
+                "running (killed): marked KILLED, its job runs again",
+                flush=True,
+            )
 
 
 def earlier_parent(client: MlflowClient, sweep_dir: Path) -> str | None:
@@ -124,9 +132,12 @@ def earlier_parent(client: MlflowClient, sweep_dir: Path) -> str | None:
     if run is None or run.info.lifecycle_stage == "deleted":
         stale = path.with_name(f"{PARENT_FILE}.stale-{datetime.now():%Y%m%d-%H%M%S}")
         path.replace(stale)
-        print(f"digitrec-reproduce: {path} named run {parent_id}, which "
-              f"{client.tracking_uri} does not have (or deleted): moved to {stale.name}; the "
-              "sweep starts afresh", file=sys.stderr)  # fmt: skip
+        print(
+            f"digitrec-reproduce: {path} named run {parent_id}, which "
+            f"{client.tracking_uri} does not have (or deleted): moved to {stale.name}; the "
+            "sweep starts afresh",
+            file=sys.stderr,
+        )
         return None
     return parent_id
 
@@ -143,9 +154,11 @@ def check_recipe(sweep: Sweep, sweep_root: Path) -> None:
     old = path.read_text().splitlines()
     if old != list(sweep.overrides):
         changed = sorted(set(old) ^ set(sweep.overrides))
-        raise SystemExit(f"digitrec-reproduce: {path}: the sweep there was run with other "
-                         f"overrides (differing: {' '.join(changed)}); pass --fresh to start "
-                         "over in a new folder")  # fmt: skip
+        raise SystemExit(
+            f"digitrec-reproduce: {path}: the sweep there was run with other "
+            f"overrides (differing: {' '.join(changed)}); pass --fresh to start "
+            "over in a new folder"
+        )
 
 
 def set_aside(folder: Path) -> None:
@@ -155,8 +168,9 @@ def set_aside(folder: Path) -> None:
         folder.rename(folder.with_name(f"{folder.name}.attempt-{datetime.now():%Y%m%d-%H%M%S}"))
 
 
-def run_sweep(sweep: Sweep, study: str, sweep_root: Path, uri: str,
-              dry_run: bool) -> tuple[str | None, bool]:  # fmt: skip
+def run_sweep(
+    sweep: Sweep, study: str, sweep_root: Path, uri: str, dry_run: bool
+) -> tuple[str | None, bool]:
     """Run the sweep's missing jobs; returns its parent run id (None: it never started) and
     whether it continued an earlier attempt."""
     sweep_dir = sweep_root / sweep.name
@@ -169,35 +183,54 @@ def run_sweep(sweep: Sweep, study: str, sweep_root: Path, uri: str,
         done = finished_values(client, parent_id, sweep.key)
         todo = [v for v in sweep.values if v not in done]
         if not todo:
-            print(f"digitrec-reproduce: sweep {sweep.name}: every job finished before "
-                  f"(parent run {parent_id}); not run again", flush=True)  # fmt: skip
+            print(
+                f"digitrec-reproduce: sweep {sweep.name}: every job finished before "
+                f"(parent run {parent_id}); not run again",
+                flush=True,
+            )
             if client.get_run(parent_id).info.status != "FINISHED":  # killed before it closed
                 record_best(client, client.get_run(parent_id), OBJECTIVE, True, [sweep.key])
             return parent_id, True
-        print(f"digitrec-reproduce: sweep {sweep.name}: {len(done)} of {len(sweep.values)} jobs "
-              f"finished before; running {sweep.short}={','.join(todo)} into parent run "
-              f"{parent_id}", flush=True)  # fmt: skip
+        print(
+            f"digitrec-reproduce: sweep {sweep.name}: {len(done)} of {len(sweep.values)} jobs "
+            f"finished before; running {sweep.short}={','.join(todo)} into parent run "
+            f"{parent_id}",
+            flush=True,
+        )
         for value in todo:
             set_aside(sweep_dir / f"{sweep.short}-{value}")
     if not dry_run:
         sweep_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(sweep_dir / RECIPE_FILE, ("\n".join(sweep.overrides) + "\n").encode())
-    cmd = [sys.executable, "-m", "digitrec.train", "-m", *sweep.overrides,
-           f"{sweep.key}={','.join(todo)}", f"study={study}", f"tracking.uri={uri}",
-           f"tracking.sweep_name={sweep.name}", f"hydra.sweep.dir={sweep_dir}",
-           f"hydra.sweep.subdir={sweep.short}-${{{sweep.key}}}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "digitrec.train",
+        "-m",
+        *sweep.overrides,
+        f"{sweep.key}={','.join(todo)}",
+        f"study={study}",
+        f"tracking.uri={uri}",
+        f"tracking.sweep_name={sweep.name}",
+        f"hydra.sweep.dir={sweep_dir}",
+        f"hydra.sweep.subdir={sweep.short}-${{{sweep.key}}}",
+    ]
     if parent_id is not None:
         cmd.append(f"tracking.sweep_parent={parent_id}")
     code = run_command(cmd, dry_run)
     parent = sweep_dir / PARENT_FILE
     if dry_run or not parent.is_file():
         if not dry_run:
-            print(f"digitrec-reproduce: sweep {sweep.name} did not start (exit {code})",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"digitrec-reproduce: sweep {sweep.name} did not start (exit {code})",
+                file=sys.stderr,
+            )
         return None, parent_id is not None
     if code:
-        print(f"digitrec-reproduce: sweep {sweep.name} exited {code}; reporting its finished runs",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"digitrec-reproduce: sweep {sweep.name} exited {code}; reporting its finished runs",
+            file=sys.stderr,
+        )
     return parent.read_text().strip(), parent_id is not None
 
 
@@ -218,6 +251,7 @@ def lock(sweep_root: Path):
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise SystemExit(f"digitrec-reproduce: another digitrec-reproduce is running over "
-                             f"{sweep_root}") from None  # fmt: skip
+            raise SystemExit(
+                f"digitrec-reproduce: another digitrec-reproduce is running over {sweep_root}"
+            ) from None
         yield

@@ -82,8 +82,10 @@ def _span(runs: dict[str, list]) -> str | None:
     start = min(r.info.start_time for r in every) / 1000
     end = max(r.info.end_time for r in every) / 1000
     first, last = datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
-    return (f"{first:%Y-%m-%d %H:%M}–{last:%H:%M} UTC ({(end - start) / 60:.1f} min from the "
-            "first run's start to the last run's end)")  # fmt: skip
+    return (
+        f"{first:%Y-%m-%d %H:%M}–{last:%H:%M} UTC ({(end - start) / 60:.1f} min from the "
+        "first run's start to the last run's end)"
+    )
 
 
 def plots(depth_rows: list[dict], curves: dict, best, out: Path, label: str) -> None:
@@ -94,22 +96,42 @@ def plots(depth_rows: list[dict], curves: dict, best, out: Path, label: str) -> 
 
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
     xs = [r["depth"] for r in depth_rows]
-    ax.plot(xs, [np.nan if r["test"] is None else 100 * r["test"] for r in depth_rows], "o-",
-            label=f"ours: {label}")  # fmt: skip
-    real = [(r["depth"], r["run"]) for r in depth_rows
-            if _metric(r["run"], f"{PREFIX}/n")]  # fmt: skip
+    ax.plot(
+        xs,
+        [np.nan if r["test"] is None else 100 * r["test"] for r in depth_rows],
+        "o-",
+        label=f"ours: {label}",
+    )
+    real = [(r["depth"], r["run"]) for r in depth_rows if _metric(r["run"], f"{PREFIX}/n")]
     if real:
         ps = np.array([_metric(run, f"{PREFIX}/sequence_accuracy") for _, run in real])
         ns = np.array([_metric(run, f"{PREFIX}/n") for _, run in real])
         se = np.sqrt(ps * (1 - ps) / ns)
-        ax.errorbar([d for d, _ in real], 100 * ps, yerr=100 * se, fmt="^-", capsize=3,
-                    label=f"ours: real SVHN test (n={int(ns[0])}, ± 1 s.e.)")  # fmt: skip
-    ax.plot(list(PAPER_DEPTH), [100 * v for v in PAPER_DEPTH.values()], "s--", color="gray",
-            label="paper: SVHN (read off Fig. 5)")  # fmt: skip
+        ax.errorbar(
+            [d for d, _ in real],
+            100 * ps,
+            yerr=100 * se,
+            fmt="^-",
+            capsize=3,
+            label=f"ours: real SVHN test (n={int(ns[0])}, ± 1 s.e.)",
+        )
+    ax.plot(
+        list(PAPER_DEPTH),
+        [100 * v for v in PAPER_DEPTH.values()],
+        "s--",
+        color="gray",
+        label="paper: SVHN (read off Fig. 5)",
+    )
     ax.set_xticks(xs)
     ax.set_ylim(0, 100)
-    finish_figure(fig, ax, out / "depth.png", "hidden layers", "test sequence accuracy (%)",
-                  "sequence accuracy vs depth")  # fmt: skip
+    finish_figure(
+        fig,
+        ax,
+        out / "depth.png",
+        "hidden layers",
+        "test sequence accuracy (%)",
+        "sequence accuracy vs depth",
+    )
 
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
     for name, curve in curves.items():
@@ -118,11 +140,16 @@ def plots(depth_rows: list[dict], curves: dict, best, out: Path, label: str) -> 
     for key, name in (("test/coverage_at_98", label), (f"{PREFIX}/coverage_at_98", "real SVHN")):
         if _metric(best, key) is not None and curves.get(name) is not None:
             ax.plot([100 * _metric(best, key)], [98], "o", color="k", markersize=4)
-    ax.plot([100 * PAPER["coverage_at_98"]], [98], "s", color="gray",
-            label="paper: 95.64% at 98%")  # fmt: skip
+    ax.plot([100 * PAPER["coverage_at_98"]], [98], "s", color="gray", label="paper: 95.64% at 98%")
     ax.axhline(98, color="k", lw=0.6, ls=":")
-    finish_figure(fig, ax, out / "coverage.png", "coverage (%): the most confident answers kept",
-                  "sequence accuracy (%)", "accuracy vs coverage")  # fmt: skip
+    finish_figure(
+        fig,
+        ax,
+        out / "coverage.png",
+        "coverage (%): the most confident answers kept",
+        "sequence accuracy (%)",
+        "accuracy vs coverage",
+    )
 
 
 def _heads_rows(depth_runs: list, heads_runs: list) -> list:
@@ -131,38 +158,55 @@ def _heads_rows(depth_runs: list, heads_runs: list) -> list:
     runs = list(heads_runs)
     have = {r.data.params.get("model.head") for r in runs}
     for r in depth_runs:
-        if r.data.params.get("model.depth") == str(HEADS_DEPTH) and r.data.params.get(
-            "model.head", "separate") not in have:  # fmt: skip
+        if (
+            r.data.params.get("model.depth") == str(HEADS_DEPTH)
+            and r.data.params.get("model.head", "separate") not in have
+        ):
             runs.append(r)
     return sorted(runs, key=lambda r: r.data.params.get("model.head", "separate"))
 
 
 def report(ctx: Context, client: MlflowClient, runs: dict[str, list], out: Path) -> str:
     """Write out/README.md, depth.png and coverage.png; returns the README's text."""
-    depth_rows = sorted(({"depth": int(r.data.params["model.depth"]), "run": r,
-                          "val": _metric(r, "val/sequence_accuracy"),
-                          "test": _metric(r, "test/sequence_accuracy")} for r in runs["depth"]),
-                        key=lambda row: row["depth"])  # fmt: skip
+    depth_rows = sorted(
+        (
+            {
+                "depth": int(r.data.params["model.depth"]),
+                "run": r,
+                "val": _metric(r, "val/sequence_accuracy"),
+                "test": _metric(r, "test/sequence_accuracy"),
+            }
+            for r in runs["depth"]
+        ),
+        key=lambda row: row["depth"],
+    )
     best = best_run(runs["depth"], "val/sequence_accuracy")
     short = ctx.svhn_label.split(" (")[0]
     curves = {}
     if best is not None:
-        curves = {short: _curve(client, best, "test_confidence.npz"),
-                  "real SVHN": _curve(client, best, CONFIDENCE)}  # fmt: skip
+        curves = {
+            short: _curve(client, best, "test_confidence.npz"),
+            "real SVHN": _curve(client, best, CONFIDENCE),
+        }
     plots(depth_rows, curves, best, out, short)
 
     p = ctx.profile
     n_test = len(curves[short][0]) if curves.get(short) is not None else None
     n_real = _metric(best, f"{PREFIX}/n")
     real_dir = best.data.tags.get(f"{PREFIX}.images") if best is not None else None
-    real_text = (f"real SVHN test images (`{real_dir}`, n={int(n_real)})"
-                 if n_real else "real SVHN test images (none found: the column is empty)")  # fmt: skip
+    real_text = (
+        f"real SVHN test images (`{real_dir}`, n={int(n_real)})"
+        if n_real
+        else "real SVHN test images (none found: the column is empty)"
+    )
     span = _span(runs)
     ids = ", ".join(f"{k} `{v}`" for k, v in ctx.parents.items() if v)
-    commit = f"{ctx.commit[:12]}" + (" with uncommitted changes" if ctx.commit.endswith("-dirty")
-                                     else "")  # fmt: skip
+    commit = f"{ctx.commit[:12]}" + (
+        " with uncommitted changes" if ctx.commit.endswith("-dirty") else ""
+    )
     hardware = f"{os.cpu_count()} CPU cores" + (
-        f" and a {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")  # fmt: skip
+        f" and a {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    )
     lines = [
         "# Reproducing Goodfellow et al. 2014 (arXiv 1312.6082)",
         "",
@@ -172,7 +216,7 @@ def report(ctx: Context, client: MlflowClient, runs: dict[str, list], out: Path)
         f"{ctx.minutes:.1f} min on {hardware}"
         + (" in this invocation, which resumed an earlier one" if ctx.resumed else "")
         + "."
-        + (f" The runs in the report span {span}." if span else ""),  # fmt: skip
+        + (f" The runs in the report span {span}." if span else ""),
         "",
         f"- SVHN training and the stand-in figures: **{ctx.svhn_label}**.",
         f"- Real-SVHN figures: the {real_text}, read from their ground-truth crops as the paper "
@@ -186,12 +230,17 @@ def report(ctx: Context, client: MlflowClient, runs: dict[str, list], out: Path)
         + "`.",
     ]
     if "synthetic" in ctx.svhn_label.lower() or "stand-in" in ctx.svhn_label:
-        lines.append("- **No model here saw a real SVHN image in training**: they trained on the "
-                     "rendered stand-in only, so the real-SVHN column measures how far a stand-in "
-                     "model transfers, not what the paper's recipe reaches on SVHN.")  # fmt: skip
+        lines.append(
+            "- **No model here saw a real SVHN image in training**: they trained on the "
+            "rendered stand-in only, so the real-SVHN column measures how far a stand-in "
+            "model transfers, not what the paper's recipe reaches on SVHN."
+        )
     if ctx.missing:
-        lines.append("- **Jobs without a finished run** (run the command again to run them): "
-                     + "; ".join(f"{k}: {', '.join(v)}" for k, v in ctx.missing.items()) + ".")  # fmt: skip
+        lines.append(
+            "- **Jobs without a finished run** (run the command again to run them): "
+            + "; ".join(f"{k}: {', '.join(v)}" for k, v in ctx.missing.items())
+            + "."
+        )
     if p.get("deviations"):
         lines += [
             "",
@@ -214,12 +263,15 @@ def report(ctx: Context, client: MlflowClient, runs: dict[str, list], out: Path)
         + " |",
         "|---|---|---|---|",
     ]
-    for key, name in (("sequence_accuracy", "sequence accuracy"),
-                      ("digit_accuracy", "per-digit accuracy"),
-                      ("coverage_at_98", "coverage at 98% accuracy")):  # fmt: skip
+    for key, name in (
+        ("sequence_accuracy", "sequence accuracy"),
+        ("digit_accuracy", "per-digit accuracy"),
+        ("coverage_at_98", "coverage at 98% accuracy"),
+    ):
         real = _real(best) if key == "sequence_accuracy" else _pct(_metric(best, f"{PREFIX}/{key}"))
-        lines.append(f"| {name} | {_pct(PAPER[key])} | {_pct(_metric(best, f'test/{key}'))} | "
-                     f"{real} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {_pct(PAPER[key])} | {_pct(_metric(best, f'test/{key}'))} | {real} |"
+        )
     lines += [
         "",
         "## (a) Sequence accuracy vs depth (the paper's Figure 5)",
@@ -230,31 +282,47 @@ def report(ctx: Context, client: MlflowClient, runs: dict[str, list], out: Path)
     ]
     for row in depth_rows:
         fit = _metric(row["run"], "fit_seconds")
-        lines.append(f"| {row['depth']} | {_pct(PAPER_DEPTH.get(row['depth']))} | "
-                     f"{_pct(row['val'])} | {_pct(row['test'])} | {_real(row['run'])} | "
-                     f"{'–' if fit is None else f'{fit:,.0f}'} | `{row['run'].info.run_id}` |")  # fmt: skip
-    lines += ["", "![accuracy vs depth](depth.png)", "",
-              "## (b) Coverage: accuracy of the most confident answers", "",
-              f"The best depth's answers ranked by confidence; coverage at 98% accuracy: "
-              f"{_pct(_metric(best, 'test/coverage_at_98'))} on the {short} test split, "
-              f"{_pct(_metric(best, f'{PREFIX}/coverage_at_98'))} on the real SVHN test images "
-              "(paper: 95.64%).", "", "![accuracy vs coverage](coverage.png)",
-              "", "## (c) Separate vs shared vs recurrent heads", "",
-              "| data | head | ours: val | ours: test | per-digit | coverage@98 | "
-              "ours: real SVHN test | MLflow run |",
-              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for label, heads in ((f"{ctx.svhn_label}, depth {HEADS_DEPTH}",
-                          _heads_rows(runs["depth"], runs["heads_svhn"])),
-                         ("synthetic MNIST numbers", sorted(
-                             runs["heads_mnist"], key=lambda r: r.data.params["model.head"]))):  # fmt: skip
+        lines.append(
+            f"| {row['depth']} | {_pct(PAPER_DEPTH.get(row['depth']))} | "
+            f"{_pct(row['val'])} | {_pct(row['test'])} | {_real(row['run'])} | "
+            f"{'–' if fit is None else f'{fit:,.0f}'} | `{row['run'].info.run_id}` |"
+        )
+    lines += [
+        "",
+        "![accuracy vs depth](depth.png)",
+        "",
+        "## (b) Coverage: accuracy of the most confident answers",
+        "",
+        f"The best depth's answers ranked by confidence; coverage at 98% accuracy: "
+        f"{_pct(_metric(best, 'test/coverage_at_98'))} on the {short} test split, "
+        f"{_pct(_metric(best, f'{PREFIX}/coverage_at_98'))} on the real SVHN test images "
+        "(paper: 95.64%).",
+        "",
+        "![accuracy vs coverage](coverage.png)",
+        "",
+        "## (c) Separate vs shared vs recurrent heads",
+        "",
+        "| data | head | ours: val | ours: test | per-digit | coverage@98 | "
+        "ours: real SVHN test | MLflow run |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, heads in (
+        (f"{ctx.svhn_label}, depth {HEADS_DEPTH}", _heads_rows(runs["depth"], runs["heads_svhn"])),
+        (
+            "synthetic MNIST numbers",
+            sorted(runs["heads_mnist"], key=lambda r: r.data.params["model.head"]),
+        ),
+    ):
         for r in heads:
             real = _real(r) if "MNIST" not in label else "(not an SVHN model)"
-            lines.append(f"| {label} | {r.data.params.get('model.head', 'separate')} | "
-                         f"{_pct(_metric(r, 'val/sequence_accuracy'))} | "
-                         f"{_pct(_metric(r, 'test/sequence_accuracy'))} | "
-                         f"{_pct(_metric(r, 'test/digit_accuracy'))} | "
-                         f"{_pct(_metric(r, 'test/coverage_at_98'))} | {real} | "
-                         f"`{r.info.run_id}` |")  # fmt: skip
+            lines.append(
+                f"| {label} | {r.data.params.get('model.head', 'separate')} | "
+                f"{_pct(_metric(r, 'val/sequence_accuracy'))} | "
+                f"{_pct(_metric(r, 'test/sequence_accuracy'))} | "
+                f"{_pct(_metric(r, 'test/digit_accuracy'))} | "
+                f"{_pct(_metric(r, 'test/coverage_at_98'))} | {real} | "
+                f"`{r.info.run_id}` |"
+            )
     lines += [
         "",
         "The paper uses separate softmax heads; it reports no shared or recurrent head. The "

@@ -55,10 +55,14 @@ def measure(client: MlflowClient, run, root: Path) -> dict:
     params = run.data.params
     with tempfile.TemporaryDirectory() as tmp:
         model = load_module(_checkpoint(client, run, tmp))
-    seqs = ground_truth_crops(root, "test", image_size=int(params.get("data.image_size", 64)),
-                              expand=float(params.get("data.expand", 0.3)),
-                              crop=int(params.get("data.crop", 54)),
-                              max_len=model.hparams.max_len)  # fmt: skip
+    seqs = ground_truth_crops(
+        root,
+        "test",
+        image_size=int(params.get("data.image_size", 64)),
+        expand=float(params.get("data.expand", 0.3)),
+        crop=int(params.get("data.crop", 54)),
+        max_len=model.hparams.max_len,
+    )
     decoded, logits = predict(model, seqs.images)
     length, digits = torch.from_numpy(seqs.length), torch.from_numpy(seqs.digits)
     values = decode.metrics(decoded, logits, length, digits)
@@ -73,8 +77,9 @@ def measure(client: MlflowClient, run, root: Path) -> dict:
     client.set_tag(run_id, f"{PREFIX}.images", str(root / "test"))
     keys = ("sequence_accuracy", "digit_accuracy", "length_accuracy", "coverage_at_98", "n")
     now = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[Metric(f"{PREFIX}/{k}", float(values[k]), now, 0)
-                                      for k in keys])  # fmt: skip
+    client.log_batch(
+        run_id, metrics=[Metric(f"{PREFIX}/{k}", float(values[k]), now, 0) for k in keys]
+    )
     return {k: float(values[k]) for k in keys}
 
 
@@ -89,10 +94,15 @@ def measure_all(client: MlflowClient, runs: list, root: Path | None) -> int:
         try:
             v = measure(client, run, root)
         except (OSError, ValueError, MlflowException) as e:
-            print(f"real SVHN test {i}/{len(todo)}: run {run.info.run_id} not read: {e}",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"real SVHN test {i}/{len(todo)}: run {run.info.run_id} not read: {e}",
+                file=sys.stderr,
+            )
             continue
         done += 1
-        print(f"real SVHN test ({int(v['n'])} images) {i}/{len(todo)}: run {run.info.run_id} "
-              f"reads {v['sequence_accuracy']:.2%}", flush=True)  # fmt: skip
+        print(
+            f"real SVHN test ({int(v['n'])} images) {i}/{len(todo)}: run {run.info.run_id} "
+            f"reads {v['sequence_accuracy']:.2%}",
+            flush=True,
+        )
     return done

@@ -107,18 +107,23 @@ class OptunaSweeperConfig:
 def register_configs() -> None:
     """hydra/sweeper=optuna and hydra/sweeper/sampler=tpe|random|grid."""
     store = ConfigStore.instance()
-    store.store(group="hydra/sweeper", name="optuna", node=OptunaSweeperConfig,
-                provider="digitrec")  # fmt: skip
-    for name, node in (("tpe", TPESamplerConfig), ("random", RandomSamplerConfig),
-                       ("grid", GridSamplerConfig)):  # fmt: skip
+    store.store(group="hydra/sweeper", name="optuna", node=OptunaSweeperConfig, provider="digitrec")
+    for name, node in (
+        ("tpe", TPESamplerConfig),
+        ("random", RandomSamplerConfig),
+        ("grid", GridSamplerConfig),
+    ):
         store.store(group="hydra/sweeper/sampler", name=name, node=node, provider="digitrec")
 
 
 # ---- the search space ------------------------------------------------------------------------
 
 
-def parse_space(params: Mapping[str, Any] | None, arguments: Sequence[str],
-                config_loader: ConfigLoader | None = None) -> dict[str, Any]:  # fmt: skip
+def parse_space(
+    params: Mapping[str, Any] | None,
+    arguments: Sequence[str],
+    config_loader: ConfigLoader | None = None,
+) -> dict[str, Any]:
     """The sweeper's `params` and the command line's overrides, in order, key → an Optuna
     distribution (a swept key) or the override itself as a string (a fixed one). A key given
     twice keeps its last value: the command line wins over `params`. glob() needs the
@@ -145,16 +150,18 @@ def distribution(override: Override) -> BaseDistribution:
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     line = override.input_line or override.get_key_element()
-    if not (override.is_choice_sweep() or override.is_range_sweep()
-            or override.is_interval_sweep()):  # fmt: skip
+    if not (
+        override.is_choice_sweep() or override.is_range_sweep() or override.is_interval_sweep()
+    ):
         raise ValueError(f"{line}: the Optuna sweeper takes choice(), range() and interval()")
     value = override.value()
     if override.is_choice_sweep():
         choices = list(override.sweep_iterator())
         bad = [c for c in choices if not isinstance(c, str | int | float | bool | type(None))]
         if bad:
-            raise ValueError(f"{line}: a choice takes strings, numbers, booleans or null, "
-                             f"not {bad[0]!r}")  # fmt: skip
+            raise ValueError(
+                f"{line}: a choice takes strings, numbers, booleans or null, not {bad[0]!r}"
+            )
         return CategoricalDistribution(choices)
     if override.is_range_sweep():
         values = list(override.sweep_iterator())
@@ -231,8 +238,11 @@ def _fail_stale_trials(study: Study) -> int:
     for t in stale:
         study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
     if stale:
-        log.warning("Optuna study %r: trials %s were left RUNNING by an earlier sweep: marked "
-                    "FAIL", study.study_name, [t.number for t in stale])  # fmt: skip
+        log.warning(
+            "Optuna study %r: trials %s were left RUNNING by an earlier sweep: marked FAIL",
+            study.study_name,
+            [t.number for t in stale],
+        )
     return len(stale)
 
 
@@ -256,9 +266,17 @@ def _outcome(ret: JobReturn) -> tuple[float | None, str | None]:
 class OptunaSweeper(Sweeper):
     """Asks Optuna for `n_jobs` trials at a time, launches them, tells their results."""
 
-    def __init__(self, sampler: DictConfig, direction: str, storage: str | None,
-                 study_name: str | None, n_trials: int, n_jobs: int, max_failure_rate: float,
-                 params: DictConfig | None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        sampler: DictConfig,
+        direction: str,
+        storage: str | None,
+        study_name: str | None,
+        n_trials: int,
+        n_jobs: int,
+        max_failure_rate: float,
+        params: DictConfig | None,
+    ) -> None:
         if str(direction) not in ("minimize", "maximize"):
             raise ValueError(f"hydra.sweeper.direction={direction}: minimize or maximize")
         if not 0.0 <= float(max_failure_rate) <= 1.0:
@@ -277,8 +295,9 @@ class OptunaSweeper(Sweeper):
         self.config_loader: ConfigLoader | None = None
         self.launcher = None
 
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
-              config: DictConfig) -> None:  # fmt: skip
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
         self.config = config
         self.config_loader = hydra_context.config_loader
         self.launcher = Plugins.instance().instantiate_launcher(
@@ -308,14 +327,20 @@ class OptunaSweeper(Sweeper):
                 old = None
             if old is not None:
                 if old.direction.name.lower() != self.direction:
-                    raise ValueError(f"Optuna study {self.study_name!r} in {self.storage} "
-                                     f"was created to {old.direction.name.lower()}, not to "
-                                     f"{self.direction}")  # fmt: skip
+                    raise ValueError(
+                        f"Optuna study {self.study_name!r} in {self.storage} "
+                        f"was created to {old.direction.name.lower()}, not to "
+                        f"{self.direction}"
+                    )
                 done = sum(t.state.is_finished() for t in old.get_trials(deepcopy=False))
                 _fail_stale_trials(old)
-        study = optuna.create_study(study_name=self.study_name, storage=self.storage,
-                                    sampler=self._sampler(space, done), direction=self.direction,
-                                    load_if_exists=True)  # fmt: skip
+        study = optuna.create_study(
+            study_name=self.study_name,
+            storage=self.storage,
+            sampler=self._sampler(space, done),
+            direction=self.direction,
+            load_if_exists=True,
+        )
         return study, done
 
     def sweep(self, arguments: list[str]) -> list[Sequence[JobReturn]]:
@@ -332,14 +357,26 @@ class OptunaSweeper(Sweeper):
                 log.info("the grid has %d points: n_trials %d → %d", size, total, size)
                 total = size
         to_run = max(total - done, 0)
-        log.info("Optuna study %r (%s) has %d finished trials of %d: running %d more",
-                 study.study_name, self.storage or "in memory", done, total, to_run)  # fmt: skip
+        log.info(
+            "Optuna study %r (%s) has %d finished trials of %d: running %d more",
+            study.study_name,
+            self.storage or "in memory",
+            done,
+            total,
+            to_run,
+        )
         if done and not to_run:
-            log.warning("nothing to run: raise hydra.sweeper.n_trials (N_TRIALS) or start a new "
-                        "study with hydra.sweeper.study_name=NAME")  # fmt: skip
-        log.info("sampler %s, %s, %d trials at a time; space: %s",
-                 type(study.sampler).__name__, self.direction, self.n_jobs,
-                 {k: repr(d) for k, d in swept.items()})  # fmt: skip
+            log.warning(
+                "nothing to run: raise hydra.sweeper.n_trials (N_TRIALS) or start a new "
+                "study with hydra.sweeper.study_name=NAME"
+            )
+        log.info(
+            "sampler %s, %s, %d trials at a time; space: %s",
+            type(study.sampler).__name__,
+            self.direction,
+            self.n_jobs,
+            {k: repr(d) for k, d in swept.items()},
+        )
 
         batches: list[Sequence[JobReturn]] = []
         told = failed = 0
@@ -369,12 +406,18 @@ class OptunaSweeper(Sweeper):
             told += len(trials)
             to_run -= len(trials)
             if failed / told > self.max_failure_rate:
-                log.error("%d of %d trials failed (more than max_failure_rate=%g): stopping the "
-                          "sweep", failed, told, self.max_failure_rate)  # fmt: skip
+                log.error(
+                    "%d of %d trials failed (more than max_failure_rate=%g): stopping the sweep",
+                    failed,
+                    told,
+                    self.max_failure_rate,
+                )
                 if last_failure is not None and last_failure.status == JobStatus.FAILED:
                     last_failure.return_value  # noqa: B018 -- raises the job's own error
-                raise RuntimeError(f"{failed} of {told} Optuna trials failed (more than "
-                                   f"max_failure_rate={self.max_failure_rate:g})")  # fmt: skip
+                raise RuntimeError(
+                    f"{failed} of {told} Optuna trials failed (more than "
+                    f"max_failure_rate={self.max_failure_rate:g})"
+                )
         self._save_results(study)
         return batches
 
@@ -386,10 +429,16 @@ class OptunaSweeper(Sweeper):
         except ValueError:  # no complete trial
             log.warning("Optuna study %r has no complete trial yet", study.study_name)
             return
-        results = {"name": "optuna", "study_name": study.study_name, "storage": self.storage,
-                   "direction": self.direction, "best_trial": best.number,
-                   "best_params": best.params, "best_value": best.value,
-                   "trials": len(study.get_trials(deepcopy=False))}  # fmt: skip
+        results = {
+            "name": "optuna",
+            "study_name": study.study_name,
+            "storage": self.storage,
+            "direction": self.direction,
+            "best_trial": best.number,
+            "best_params": best.params,
+            "best_value": best.value,
+            "trials": len(study.get_trials(deepcopy=False)),
+        }
         log.info("best trial %d: %s %s", best.number, best.value, best.params)
         path = Path(self.config.hydra.sweep.dir) / RESULTS_FILE
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -58,8 +58,14 @@ register_dataset_source(DigitrecSource)  # mlflow.data.get_source(input) gives o
 class DescribedDataset(MetaDataset):
     """A metadata-only dataset with a tensor schema and a profile."""
 
-    def __init__(self, source: DatasetSource, name: str, digest: str,
-                 schema: TensorDatasetSchema | None, profile: dict):  # fmt: skip
+    def __init__(
+        self,
+        source: DatasetSource,
+        name: str,
+        digest: str,
+        schema: TensorDatasetSchema | None,
+        profile: dict,
+    ):
         self._profile = profile
         super().__init__(source, name=name, digest=digest)
         self._schema = schema
@@ -91,8 +97,9 @@ def dataset_input(info) -> DatasetInput:
     """A DatasetInfo as the DatasetInput MlflowClient.log_inputs takes (context as its tag)."""
     source = json.loads(json.dumps(info.source, default=str))  # plain JSON types
     profile = {"size": info.size, "config": info.config}
-    dataset = DescribedDataset(DigitrecSource(source), info.name, info.digest,
-                               _schema(info.schema), profile)  # fmt: skip
+    dataset = DescribedDataset(
+        DigitrecSource(source), info.name, info.digest, _schema(info.schema), profile
+    )
     return DatasetInput(
         dataset._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, info.context)]
     )

@@ -61,10 +61,17 @@ def log_localizer_model(checkpoint: str | Path, name: str = ARTIFACT_PATH):
     module = load_module(checkpoint)
     channels, size = module.net.input_shape[0], module.net.input_shape[-1]
     example = np.zeros((2, channels, size, size), np.uint8)  # 2: the batch stays dynamic
-    signature = ModelSignature(Schema([TensorSpec(np.dtype(np.uint8), (-1, channels, size, size))]),
-                               Schema([TensorSpec(np.dtype(np.float32), (-1, 4))]))  # fmt: skip
+    signature = ModelSignature(
+        Schema([TensorSpec(np.dtype(np.uint8), (-1, channels, size, size))]),
+        Schema([TensorSpec(np.dtype(np.float32), (-1, 4))]),
+    )
     with torch.no_grad(), tempfile.TemporaryDirectory() as tmp:
         copy = shutil.copy(checkpoint, Path(tmp) / "localizer.ckpt")
-        return mlflow.pytorch.log_model(module, name=name, signature=signature,
-                                        input_example=example, extra_files=[str(copy)],
-                                        pip_requirements=_requirements())  # fmt: skip
+        return mlflow.pytorch.log_model(
+            module,
+            name=name,
+            signature=signature,
+            input_example=example,
+            extra_files=[str(copy)],
+            pip_requirements=_requirements(),
+        )

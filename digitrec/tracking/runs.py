@@ -165,8 +165,9 @@ class RunTracker:
         try:
             run = self.client.get_run(run_id)
         except MlflowException:
-            log.warning("checkpoint's MLflow run %s is not in %s; starting a new run", run_id,
-                        self.uri)  # fmt: skip
+            log.warning(
+                "checkpoint's MLflow run %s is not in %s; starting a new run", run_id, self.uri
+            )
             return False
         self.run_id, self.resumed = run_id, True
         self.experiment_id = run.info.experiment_id
@@ -181,9 +182,13 @@ class RunTracker:
         return True
 
     def lightning_logger(self):
-        return _MLFlowLogger(experiment_name=self.experiment_name, tracking_uri=self.uri,
-                             run_id=self.run_id, log_model=False,
-                             logged_steps=self.logged_steps)  # fmt: skip
+        return _MLFlowLogger(
+            experiment_name=self.experiment_name,
+            tracking_uri=self.uri,
+            run_id=self.run_id,
+            log_model=False,
+            logged_steps=self.logged_steps,
+        )
 
     def callbacks(self) -> list[pl.Callback]:
         """The Lightning callbacks that fill the run: its datasets, train images/s per epoch."""
@@ -205,13 +210,19 @@ class RunTracker:
             self.client.log_artifact(self.run_id, str(freeze), "environment")
 
     def log_params(self, values: Mapping[str, Any]) -> None:
-        log_batched(self.client, self.run_id, params=[Param(k, str(v)[:MAX_PARAM_LEN])
-                                                      for k, v in sorted(values.items())])  # fmt: skip
+        log_batched(
+            self.client,
+            self.run_id,
+            params=[Param(k, str(v)[:MAX_PARAM_LEN]) for k, v in sorted(values.items())],
+        )
 
     def log_metrics(self, values: Mapping[str, float], step: int = 0) -> None:
         now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, step) for k, v in values.items()
-                   if step > self.logged_steps.get(k, -1)]  # fmt: skip
+        metrics = [
+            Metric(k, float(v), now, step)
+            for k, v in values.items()
+            if step > self.logged_steps.get(k, -1)
+        ]
         log_batched(self.client, self.run_id, metrics=metrics)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
@@ -246,8 +257,12 @@ class RunTracker:
             log.warning("no system metrics: %s", e)
             self.set_tag("system_metrics", f"off: {e}")
             return
-        self._monitor = SystemMetricsMonitor(self.run_id, sampling_interval=interval,
-                                             resume_logging=self.resumed, tracking_uri=self.uri)  # fmt: skip
+        self._monitor = SystemMetricsMonitor(
+            self.run_id,
+            sampling_interval=interval,
+            resume_logging=self.resumed,
+            tracking_uri=self.uri,
+        )
         self._monitor.start()
 
     def log_model(self, checkpoint: str | None, localizer: bool = False) -> None:

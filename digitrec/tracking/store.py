@@ -31,8 +31,11 @@ def is_local(uri: str) -> bool:
 
 
 def add_uri_argument(parser) -> None:
-    parser.add_argument("--uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
-                        help="tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")  # fmt: skip
+    parser.add_argument(
+        "--uri",
+        default=os.environ.get("MLFLOW_TRACKING_URI"),
+        help="tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)",
+    )
 
 
 class TrackingError(Exception):
@@ -70,8 +73,10 @@ def _probe_server(uri: str, timeout: float) -> None:
         reason = e
     if "SSL" in type(reason).__name__:  # it answers; certificates are MLflow's settings
         return
-    raise TrackingError(f"tracking.uri={uri}: no tracking server answers ({reason or type(reason).__name__}; "
-                        f"waited at most {timeout:g} s)")  # fmt: skip
+    raise TrackingError(
+        f"tracking.uri={uri}: no tracking server answers ({reason or type(reason).__name__}; "
+        f"waited at most {timeout:g} s)"
+    )
 
 
 def _sqlite_file(uri: str) -> tuple[str, bool]:
@@ -92,11 +97,17 @@ def _probe_sqlite(uri: str, timeout: float) -> None:
         _writable_place(uri, Path(path))
         return
     if read_only:
-        raise TrackingError(f"tracking.uri={uri}: the store is opened read-only (mode=ro); "
-                            "a training run needs to write to it")  # fmt: skip
+        raise TrackingError(
+            f"tracking.uri={uri}: the store is opened read-only (mode=ro); "
+            "a training run needs to write to it"
+        )
     try:
-        con = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=rw", uri=True,
-                              timeout=timeout, isolation_level=None)  # fmt: skip
+        con = sqlite3.connect(
+            f"file:{urllib.parse.quote(path)}?mode=rw",
+            uri=True,
+            timeout=timeout,
+            isolation_level=None,
+        )
     except sqlite3.Error as e:
         raise TrackingError(f"tracking.uri={uri}: cannot open {path} ({e})") from None
     try:
@@ -149,8 +160,9 @@ def experiment_id(client: MlflowClient, name: str, artifact_root: str | None = N
     if artifact_root and is_local(client.tracking_uri):
         location = (Path(artifact_root).resolve() / name).as_uri()
     try:
-        return client.create_experiment(name, artifact_location=location,
-                                        tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})  # fmt: skip
+        return client.create_experiment(
+            name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+        )
     except MlflowException:
         found = client.get_experiment_by_name(name)
         if found is None:
@@ -172,10 +184,16 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 def git_commit(cwd: str | Path = ".") -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
-                             text=True, timeout=10)  # fmt: skip
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=10).stdout.strip()  # fmt: skip
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     commit = out.stdout.strip() if out.returncode == 0 else "unknown"
@@ -186,8 +204,12 @@ def log_batched(client: MlflowClient, run_id: str, params=(), metrics=(), tags=(
     """log_batch takes at most 100 params per call; send them in chunks."""
     params, metrics, tags = list(params), list(metrics), list(tags)
     for i in range(0, max(len(params), 1), 100):
-        client.log_batch(run_id, params=params[i : i + 100], metrics=metrics if i == 0 else [],
-                         tags=tags if i == 0 else [])  # fmt: skip
+        client.log_batch(
+            run_id,
+            params=params[i : i + 100],
+            metrics=metrics if i == 0 else [],
+            tags=tags if i == 0 else [],
+        )
 
 
 def hydra_job() -> tuple[str, str | None, str]:

@@ -71,9 +71,12 @@ def finished_optuna_trials(config: DictConfig) -> int:
 
 
 def children_of(client: MlflowClient, parent, order_by: list[str] | None = None) -> list:
-    return client.search_runs([parent.info.experiment_id],
-                              filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
-                              order_by=order_by, max_results=50000)  # fmt: skip
+    return client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
+        order_by=order_by,
+        max_results=50000,
+    )
 
 
 def latest_sweep(client: MlflowClient, experiment_id: str, finished_only: bool = False):
@@ -85,8 +88,11 @@ def latest_sweep(client: MlflowClient, experiment_id: str, finished_only: bool =
 
 def run_overrides(run) -> dict[str, str]:
     """The Hydra overrides a run was started with (its `hydra_overrides` tag), as key → value."""
-    pairs = (item.split("=", 1) for item in run.data.tags.get("hydra_overrides", "").split()
-             if "=" in item)  # fmt: skip
+    pairs = (
+        item.split("=", 1)
+        for item in run.data.tags.get("hydra_overrides", "").split()
+        if "=" in item
+    )
     return {k.lstrip("+~"): v for k, v in pairs}
 
 
@@ -131,9 +137,11 @@ class SweepParentRun(Callback):
                 f"{config.hydra.sweeper.study_name} @ {config.hydra.sweeper.storage}"
             )
             found = client.search_runs(
-                [exp], f"tags.sweep = 'true' and tags.optuna_study = '{tags['optuna_study']}'",
-                order_by=["start_time DESC"], max_results=1,
-            )  # fmt: skip
+                [exp],
+                f"tags.sweep = 'true' and tags.optuna_study = '{tags['optuna_study']}'",
+                order_by=["start_time DESC"],
+                max_results=1,
+            )
             if found:  # the same study again: continue its parent run
                 parent_id = found[0].info.run_id
                 client.update_run(parent_id, status="RUNNING")
@@ -144,8 +152,9 @@ class SweepParentRun(Callback):
             try:
                 client.get_run(parent_id)
             except MlflowException:
-                raise ValueError(f"tracking.sweep_parent={parent_id}: no such run in "
-                                 f"{config.tracking.uri}") from None  # fmt: skip
+                raise ValueError(
+                    f"tracking.sweep_parent={parent_id}: no such run in {config.tracking.uri}"
+                ) from None
             client.update_run(parent_id, status="RUNNING")
             for key in ("sweep_dir", "git_commit"):
                 client.set_tag(parent_id, key, tags[key])
@@ -155,8 +164,9 @@ class SweepParentRun(Callback):
         tmp = sweep_dir / f".{PARENT_FILE}.tmp"
         tmp.write_text(parent_id)
         tmp.replace(sweep_dir / PARENT_FILE)
-        log.info("MLflow sweep parent run %s (experiment %s)", parent_id,
-                 config.tracking.experiment)  # fmt: skip
+        log.info(
+            "MLflow sweep parent run %s (experiment %s)", parent_id, config.tracking.experiment
+        )
         # on_multirun_end is skipped when the sweep raises (Hydra's basic sweeper does once every
         # job has run, if one failed) or is interrupted: the parent is closed at exit instead
         self._open = parent_id
@@ -179,9 +189,14 @@ class SweepParentRun(Callback):
                 keys = list(json.loads(parent.data.tags.get("search_space", ""))) or keys
             except ValueError:  # a search space too long for its tag: this run's keys
                 pass
-        summary = record_best(client, parent, str(config.tracking.objective),
-                              str(config.tracking.get("objective_mode", "max")) == "max", keys,
-                              status=status)  # fmt: skip
+        summary = record_best(
+            client,
+            parent,
+            str(config.tracking.objective),
+            str(config.tracking.get("objective_mode", "max")) == "max",
+            keys,
+            status=status,
+        )
         if status:
             log.warning("sweep did not complete: %s", summary)
         else:
@@ -198,14 +213,21 @@ def best_run(runs, objective: str, maximize: bool = True):
     """The best of `runs` by `objective`: the FINISHED runs with a finite value, the first of
     equals in the given order; None when there is none. Every command that picks a sweep's best
     run (the sweep's parent tags, digitrec-compare, digitrec-reproduce) asks this."""
-    scored = [r for r in runs if r.info.status == "FINISHED" and objective_value(r, objective)
-              is not None]  # fmt: skip
+    scored = [
+        r for r in runs if r.info.status == "FINISHED" and objective_value(r, objective) is not None
+    ]
     sign = 1 if maximize else -1
     return max(scored, key=lambda r: sign * objective_value(r, objective), default=None)
 
 
-def record_best(client: MlflowClient, parent, objective: str, maximize: bool, keys: list[str],
-                status: str | None = None) -> str:  # fmt: skip
+def record_best(
+    client: MlflowClient,
+    parent,
+    objective: str,
+    maximize: bool,
+    keys: list[str],
+    status: str | None = None,
+) -> str:
     """Tag the parent with its best child (run id, params, metric) and close it: FINISHED unless
     every child failed, or `status`."""
     parent_id = parent.info.run_id
@@ -218,8 +240,11 @@ def record_best(client: MlflowClient, parent, objective: str, maximize: bool, ke
     if best is not None:
         value = objective_value(best, objective)
         params = {k: best.data.params.get(k, "?") for k in keys}
-        tags = {"best_run_id": best.info.run_id, "best_params": json.dumps(params, sort_keys=True),
-                "best_overrides": best.data.tags.get("hydra_overrides", "")}  # fmt: skip
+        tags = {
+            "best_run_id": best.info.run_id,
+            "best_params": json.dumps(params, sort_keys=True),
+            "best_overrides": best.data.tags.get("hydra_overrides", ""),
+        }
         tags.update({f"best.{k}": v for k, v in params.items()})
         for key, text in tags.items():
             client.set_tag(parent_id, key, text[:MAX_PARAM_LEN])
@@ -240,8 +265,13 @@ def logged_model_id(client: MlflowClient, run, name: str = "model") -> str | Non
     return None
 
 
-def register_model(client: MlflowClient, run, name: str, alias: str = "champion",
-                   tags: dict[str, str] | None = None):  # fmt: skip
+def register_model(
+    client: MlflowClient,
+    run,
+    name: str,
+    alias: str = "champion",
+    tags: dict[str, str] | None = None,
+):
     """Register the run's logged `model` as a new version of the registered model `name` (made
     when missing) and point `alias` at it; the ModelVersion, None when the run logged no model."""
     model_id = logged_model_id(client, run)
@@ -252,7 +282,8 @@ def register_model(client: MlflowClient, run, name: str, alias: str = "champion"
     except MlflowException as e:
         if e.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
             raise
-    version = client.create_model_version(name, f"models:/{model_id}", run.info.run_id,
-                                          tags=tags, model_id=model_id)  # fmt: skip
+    version = client.create_model_version(
+        name, f"models:/{model_id}", run.info.run_id, tags=tags, model_id=model_id
+    )
     client.set_registered_model_alias(name, alias, version.version)
     return version

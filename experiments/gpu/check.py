@@ -64,9 +64,18 @@ class GPUSampler(threading.Thread):
     def run(self) -> None:
         while self.smi and not self.stop.wait(self.interval):
             try:
-                out = subprocess.run([self.smi, "--query-gpu=utilization.gpu",
-                                      "--format=csv,noheader,nounits", "-i", "0"],
-                                     capture_output=True, text=True, timeout=5)  # fmt: skip
+                out = subprocess.run(
+                    [
+                        self.smi,
+                        "--query-gpu=utilization.gpu",
+                        "--format=csv,noheader,nounits",
+                        "-i",
+                        "0",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                )
                 self.samples.append((time.perf_counter(), float(out.stdout.split()[0])))
             except (subprocess.SubprocessError, ValueError, IndexError):
                 pass
@@ -128,17 +137,22 @@ def test_accuracy(model, dm, device, dtype) -> dict:
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             length_logits, digit_logits = model(x.to(device))
         d = decode.joint_decode(length_logits.float(), digit_logits.float())
-        correct.append(decode.sequence_correct(
-            d, torch.from_numpy(s.length[i : i + 1024]).to(device),
-            torch.from_numpy(s.digits[i : i + 1024]).to(device)).cpu())  # fmt: skip
+        correct.append(
+            decode.sequence_correct(
+                d,
+                torch.from_numpy(s.length[i : i + 1024]).to(device),
+                torch.from_numpy(s.digits[i : i + 1024]).to(device),
+            ).cpu()
+        )
     model.train()
     c = torch.cat(correct).float()
     return {"sequence_accuracy": c.mean().item(), "n": len(c)}
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument(
         "--data",
         type=Path,
@@ -171,20 +185,33 @@ def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count() or 2
     start = time.perf_counter()
     render(args.data, args.labels, args.train_layouts, args.test_layouts, max(1, cores - 1))
-    dm = SVHNDataModule(root=str(args.data), val_size=0, batch_size=args.batch,
-                        eval_batch_size=1024, num_workers=args.workers,
-                        augmentation=augmentation(), download=False,
-                        cache_workers=max(1, cores - 1))  # fmt: skip
+    dm = SVHNDataModule(
+        root=str(args.data),
+        val_size=0,
+        batch_size=args.batch,
+        eval_batch_size=1024,
+        num_workers=args.workers,
+        augmentation=augmentation(),
+        download=False,
+        cache_workers=max(1, cores - 1),
+    )
     dm.prepare_data()
     dm.setup("fit")
     data_seconds = time.perf_counter() - start
-    loader = DataLoader(dm.train_set, batch_size=None, num_workers=args.workers,
-                        persistent_workers=args.workers > 0, pin_memory=device.type == "cuda",
-                        prefetch_factor=4 if args.workers else None)  # fmt: skip
+    loader = DataLoader(
+        dm.train_set,
+        batch_size=None,
+        num_workers=args.workers,
+        persistent_workers=args.workers > 0,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=4 if args.workers else None,
+    )
     n_train = len(dm.train_set.data["length"])
-    print(f"data: {args.data} ({'rendered stand-in, SYNTHETIC' if dm.rendered else 'SVHN'}): "
-          f"{n_train} training, {len(dm.test_set)} test images; {args.workers} loader workers",
-          flush=True)  # fmt: skip
+    print(
+        f"data: {args.data} ({'rendered stand-in, SYNTHETIC' if dm.rendered else 'SVHN'}): "
+        f"{n_train} training, {len(dm.test_set)} test images; {args.workers} loader workers",
+        flush=True,
+    )
     loader_ips = loader_rate(loader, args.loader_seconds)
     print(f"loader alone: {loader_ips:,.0f} images/s", flush=True)
 
@@ -216,8 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         t2 = time.perf_counter()
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             length_logits, digit_logits = step_fn(batch["image"], teacher=batch["digits"])
-        loss = model.loss(length_logits.float(), digit_logits.float(), batch["length"],
-                          batch["digits"])  # fmt: skip
+        loss = model.loss(
+            length_logits.float(), digit_logits.float(), batch["length"], batch["digits"]
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -269,15 +297,18 @@ def main(argv: list[str] | None = None) -> int:
         "gpu_utilization_samples": len(util),
         "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30
         if device.type == "cuda"
-        else None,  # fmt: skip
+        else None,
         "loss": losses,
         "test_sequence_accuracy": acc["sequence_accuracy"],
         "test_n": acc["n"],
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu_check.json").write_text(json.dumps(result, indent=1))
-    util_text = (f"{result['gpu_utilization_mean']:.0f}% (mean of {len(util)} samples)"
-                 if util else "n/a (no nvidia-smi)")  # fmt: skip
+    util_text = (
+        f"{result['gpu_utilization_mean']:.0f}% (mean of {len(util)} samples)"
+        if util
+        else "n/a (no nvidia-smi)"
+    )
     lines = [
         f"# GPU check: {result['device']}",
         "",

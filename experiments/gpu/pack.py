@@ -22,8 +22,19 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 # what check.py needs beyond the device's own packages
-WHEELS = ("hydra_core", "omegaconf", "antlr4_python3_runtime", "albumentations", "albucore",
-          "pydantic", "pydantic_core", "annotated_types", "typing_inspection", "stringzilla", "simsimd")  # fmt: skip
+WHEELS = (
+    "hydra_core",
+    "omegaconf",
+    "antlr4_python3_runtime",
+    "albumentations",
+    "albucore",
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "typing_inspection",
+    "stringzilla",
+    "simsimd",
+)
 CARRY_LIMIT = 64 * 2**20
 
 
@@ -48,8 +59,13 @@ def tree_size() -> int | None:
     """Bytes of the working tree the device tool copies (tracked and untracked, not ignored);
     None outside a git checkout."""
     try:
-        out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                             cwd=REPO, capture_output=True, check=True, timeout=30)  # fmt: skip
+        out = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+            timeout=30,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     files = {REPO / f for f in out.stdout.decode().split("\0") if f}
@@ -57,13 +73,19 @@ def tree_size() -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--wheels", type=Path, default=REPO.parent / "shared" / "device" / "wheels",
-                   help="the device wheels (../shared/device/wheels)")  # fmt: skip
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--wheels",
+        type=Path,
+        default=REPO.parent / "shared" / "device" / "wheels",
+        help="the device wheels (../shared/device/wheels)",
+    )
     p.add_argument("--whl-out", type=Path, default=REPO / ".whl")
-    p.add_argument("--data-dir", type=Path,
-                   default=Path(os.environ.get("DIGITREC_DATA_DIR", REPO / ".data")))  # fmt: skip
+    p.add_argument(
+        "--data-dir", type=Path, default=Path(os.environ.get("DIGITREC_DATA_DIR", REPO / ".data"))
+    )
     p.add_argument("--out", type=Path, default=REPO / ".gpu", help="labels go to OUT/labels")
     args = p.parse_args(argv)
     names = copy_wheels(args.wheels, args.whl_out)
@@ -71,15 +93,19 @@ def main(argv: list[str] | None = None) -> int:
     labels = args.data_dir / "svhn" / "labels"
     for split in ("train", "test"):
         if not (labels / f"{split}.json.gz").is_file():
-            raise SystemExit(f"pack.py: {labels / f'{split}.json.gz'} not found: SVHN's layouts "
-                             "(set DIGITREC_DATA_DIR or --data-dir)")  # fmt: skip
+            raise SystemExit(
+                f"pack.py: {labels / f'{split}.json.gz'} not found: SVHN's layouts "
+                "(set DIGITREC_DATA_DIR or --data-dir)"
+            )
         (args.out / "labels").mkdir(parents=True, exist_ok=True)
         shutil.copy(labels / f"{split}.json.gz", args.out / "labels" / f"{split}.json.gz")
     print(f"SVHN's layouts into {args.out / 'labels'}")
     tree = tree_size()
     total = (tree or 0) + size(args.out) + size(args.whl_out)
-    print(f"the device run carries about {total / 2**20:.1f} MiB (limit 64)"
-          + ("" if tree is not None else "; the working tree not counted (no git)"))  # fmt: skip
+    print(
+        f"the device run carries about {total / 2**20:.1f} MiB (limit 64)"
+        + ("" if tree is not None else "; the working tree not counted (no git)")
+    )
     if total > CARRY_LIMIT:
         print("pack.py: over the device tool's 64 MiB", file=sys.stderr)
         return 1

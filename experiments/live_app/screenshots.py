@@ -51,8 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mnist-reader", required=True, help="make train's best.ckpt (or models:/)")
     p.add_argument("--reader", required=True, help="the photo reader's checkpoint")
     p.add_argument("--localizer", required=True, help="the localizer's checkpoint")
-    p.add_argument("--photo", type=Path, default=None,
-                   help="the photo for the upload mode (default: a rendered SYNTHETIC '508')")  # fmt: skip
+    p.add_argument(
+        "--photo",
+        type=Path,
+        default=None,
+        help="the photo for the upload mode (default: a rendered SYNTHETIC '508')",
+    )
     p.add_argument("--number", default="4072", help="the number drawn (MNIST test digits)")
     p.add_argument("--out", type=Path, default=HERE)
     args = p.parse_args(argv)
@@ -74,19 +78,26 @@ def main(argv: list[str] | None = None) -> int:
 
             args.photo = Path(tmp) / "508.png"
             Image.fromarray(house_number_frame("508")).save(args.photo)
-        driver = chromium("--window-size=1100,900", "--use-fake-ui-for-media-stream",
-                          "--use-fake-device-for-media-stream",
-                          f"--use-file-for-fake-video-capture={video}")  # fmt: skip
+        driver = chromium(
+            "--window-size=1100,900",
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={video}",
+        )
         try:
             driver.get(f"http://127.0.0.1:{server.server_port}/")
             # draw
             driver.find_element(By.ID, "tab-draw").click()
             pad = driver.find_element(By.ID, "pad")
             trace_digits(driver, pad, digits)
-            drawn = until(driver, lambda d: (
-                pad.get_attribute("data-pending") == "0"
-                and pad.get_attribute("data-read") == pad.get_attribute("data-asked")
-                and d.find_element(By.ID, "draw-number").text))  # fmt: skip
+            drawn = until(
+                driver,
+                lambda d: (
+                    pad.get_attribute("data-pending") == "0"
+                    and pad.get_attribute("data-read") == pad.get_attribute("data-asked")
+                    and d.find_element(By.ID, "draw-number").text
+                ),
+            )
             save_screenshot(driver, args.out / "draw.png")
             # camera
             driver.find_element(By.ID, "tab-camera").click()
@@ -99,8 +110,12 @@ def main(argv: list[str] | None = None) -> int:
             # upload
             driver.find_element(By.ID, "tab-upload").click()
             driver.find_element(By.ID, "file").send_keys(str(args.photo.resolve()))
-            read = until(driver, lambda d: d.find_element(By.ID, "number").text
-                         or d.find_element(By.ID, "error").text)  # fmt: skip
+            read = until(
+                driver,
+                lambda d: (
+                    d.find_element(By.ID, "number").text or d.find_element(By.ID, "error").text
+                ),
+            )
             time.sleep(0.5)
             save_screenshot(driver, args.out / "upload.png")
         finally:

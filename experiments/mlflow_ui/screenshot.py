@@ -41,8 +41,10 @@ def sweep_to_compare(client, experiment_name: str):
         raise SystemExit(f"screenshot: experiment {experiment_name!r} has no sweep")
     children = [c for c in children_of(client, parent) if c.info.status == "FINISHED"]
     if len(children) < 2:
-        raise SystemExit(f"screenshot: the latest sweep of {experiment_name!r} has "
-                         f"{len(children)} finished runs; nothing to compare")  # fmt: skip
+        raise SystemExit(
+            f"screenshot: the latest sweep of {experiment_name!r} has "
+            f"{len(children)} finished runs; nothing to compare"
+        )
     return experiment, parent, children
 
 
@@ -83,8 +85,11 @@ def arrange(driver, params: list[str], metric: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("experiment", help="the MLflow experiment (study) holding the sweep")
-    parser.add_argument("--uri", default=os.environ.get("MLFLOW_TRACKING_URI"),
-                        help="tracking store (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")  # fmt: skip
+    parser.add_argument(
+        "--uri",
+        default=os.environ.get("MLFLOW_TRACKING_URI"),
+        help="tracking store (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "sweep-compare.png")
     parser.add_argument("--size", default="1600x1100", help="window WIDTHxHEIGHT in pixels")
     parser.add_argument("--timeout", type=float, default=90, help="seconds to wait for the page")
@@ -98,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
 
     with mlflow_server(client.tracking_uri, REPO) as url:
         runs = json.dumps([c.info.run_id for c in children])
-        query = urllib.parse.urlencode({"runs": runs, "experiments": json.dumps(
-            [experiment.experiment_id])}, quote_via=urllib.parse.quote)  # fmt: skip
+        query = urllib.parse.urlencode(
+            {"runs": runs, "experiments": json.dumps([experiment.experiment_id])},
+            quote_via=urllib.parse.quote,
+        )
         page = f"{url}/#/compare-runs?{query}"
         driver = chromium(f"--window-size={width},{height}", "--hide-scrollbars")
         try:

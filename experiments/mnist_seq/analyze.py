@@ -38,39 +38,60 @@ def report(title: str, s, reader) -> list[str]:
     digit_err = wrong & ~length_err
     argmax = logits[..., :10].argmax(-1)
     M = digits.shape[1]
-    lines = [f"### {title}: {correct.float().mean():.2%} of {len(s):,} numbers",
-             "", f"{int(wrong.sum())} wrong: {int(length_err.sum())} length errors, "
-             f"{int(digit_err.sum())} digit errors (length right)", "",
-             "| length | numbers | sequence acc. | length acc. | "
-             + " | ".join(f"digit {i + 1}" for i in range(M)) + " |",
-             "|---" * (M + 4) + "|"]  # fmt: skip
+    lines = [
+        f"### {title}: {correct.float().mean():.2%} of {len(s):,} numbers",
+        "",
+        f"{int(wrong.sum())} wrong: {int(length_err.sum())} length errors, "
+        f"{int(digit_err.sum())} digit errors (length right)",
+        "",
+        "| length | numbers | sequence acc. | length acc. | "
+        + " | ".join(f"digit {i + 1}" for i in range(M))
+        + " |",
+        "|---" * (M + 4) + "|",
+    ]
     for n in sorted(set(s.length.tolist())):
         m = length == n
-        cells = [f"{(argmax[m, i] == digits[m, i]).float().mean():.2%}" if i < n else ""
-                 for i in range(M)]  # fmt: skip
-        lines.append(f"| {n} | {int(m.sum())} | {correct[m].float().mean():.2%} | "
-                     f"{(decoded.length[m] == n).float().mean():.2%} | " + " | ".join(cells) + " |")  # fmt: skip
+        cells = [
+            f"{(argmax[m, i] == digits[m, i]).float().mean():.2%}" if i < n else ""
+            for i in range(M)
+        ]
+        lines.append(
+            f"| {n} | {int(m.sum())} | {correct[m].float().mean():.2%} | "
+            f"{(decoded.length[m] == n).float().mean():.2%} | " + " | ".join(cells) + " |"
+        )
     return lines + [""]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("checkpoint")
     parser.add_argument("--suite", action="append", help="a suite of conf/eval/ (default: all)")
-    parser.add_argument("--pool", choices=("test", "val"), default="test",
-                        help="digits: MNIST test (measuring) or the held-out validation digits")  # fmt: skip
+    parser.add_argument(
+        "--pool",
+        choices=("test", "val"),
+        default="test",
+        help="digits: MNIST test (measuring) or the held-out validation digits",
+    )
     parser.add_argument("--summary", action="store_true", help="one line per set, no tables")
     args = parser.parse_args()
     reader = load_module(args.checkpoint)
     hp = reader.hparams
-    dm = SequenceDataModule(str(data_dir_from_env()), max_len=hp.max_len, height=hp.height,
-                            width=hp.width, gap=(1, 4), seed=0)  # fmt: skip
+    dm = SequenceDataModule(
+        str(data_dir_from_env()),
+        max_len=hp.max_len,
+        height=hp.height,
+        width=hp.width,
+        gap=(1, 4),
+        seed=0,
+    )
     dm.setup()
     data = dm.load_glyphs()
     if args.pool == "val":
-        (_, _), (images, labels) = split_pool(data["train_images"], data["train_labels"],
-                                              dm.val_glyphs)  # fmt: skip
+        (_, _), (images, labels) = split_pool(
+            data["train_images"], data["train_labels"], dm.val_glyphs
+        )
         classic = compose(images, labels, dm.spec, 10000, np.random.default_rng([0, 2]))
     else:
         images, labels, classic = data["test_images"], data["test_labels"], dm.test_set

@@ -43,8 +43,9 @@ def _timed(fn) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=15)
@@ -56,8 +57,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose("train", overrides=args.overrides)
-    net = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=False).items()
-           if k not in ("_target_", "in_channels", "height", "width", "max_len")}  # fmt: skip
+    net = {
+        k: v
+        for k, v in OmegaConf.to_container(cfg.model, resolve=False).items()
+        if k not in ("_target_", "in_channels", "height", "width", "max_len")
+    }
     reader = DigitReader(**net, in_channels=1, height=28, width=112, max_len=5)
     opt = torch.optim.AdamW(reader.parameters(), 3e-3)
     B = args.batch
@@ -77,12 +81,16 @@ def main() -> None:
     limit = gemm_macs_per_s()
     macs = reader.net.cost()["macs_per_image"]
     rate = B / median
-    print(f"| threads | GEMM limit (GMAC/s) | model MMACs/image (fwd) | training step, batch {B} "
-          "| numbers/s | GMAC/s in training (3 x fwd) | share of the limit | numbers/s at the limit |")  # fmt: skip
+    print(
+        f"| threads | GEMM limit (GMAC/s) | model MMACs/image (fwd) | training step, batch {B} "
+        "| numbers/s | GMAC/s in training (3 x fwd) | share of the limit | numbers/s at the limit |"
+    )
     print("|---|---|---|---|---|---|---|---|")
-    print(f"| {args.threads} | {limit / 1e9:.1f} | {macs / 1e6:.1f} | {median * 1e3:.0f} ms | "
-          f"{rate:.0f} | {3 * macs * rate / 1e9:.1f} | {3 * macs * rate / limit:.0%} | "
-          f"{limit / (3 * macs):.0f} |")  # fmt: skip
+    print(
+        f"| {args.threads} | {limit / 1e9:.1f} | {macs / 1e6:.1f} | {median * 1e3:.0f} ms | "
+        f"{rate:.0f} | {3 * macs * rate / 1e9:.1f} | {3 * macs * rate / limit:.0%} | "
+        f"{limit / (3 * macs):.0f} |"
+    )
     if args.bf16:
         step(True), step(True)
         bf16 = statistics.median(_timed(lambda: step(True)) for _ in range(max(3, args.steps // 3)))
@@ -90,8 +98,10 @@ def main() -> None:
         have = sorted(f for f in flags if "bf16" in f or f.startswith(("avx512", "amx"))) or [
             "none"
         ]
-        print(f"\nbf16 autocast step: {bf16 * 1e3:.0f} ms ({median / bf16:.2f}x the fp32 step's "
-              f"speed); CPU flags for it: {', '.join(have)}")  # fmt: skip
+        print(
+            f"\nbf16 autocast step: {bf16 * 1e3:.0f} ms ({median / bf16:.2f}x the fp32 step's "
+            f"speed); CPU flags for it: {', '.join(have)}"
+        )
 
 
 if __name__ == "__main__":

@@ -47,8 +47,10 @@ def looks(pr: PhotoReader, items, folder) -> None:
     for k, rows in enumerate(per, 1):
         if rows:
             v = np.array(rows)
-            print(f"look {k}: {len(v)} scenes, mean IoU {v[:, 0].mean():.3f}, "
-                  f"median width ratio {np.median(v[:, 1]):.3f}")  # fmt: skip
+            print(
+                f"look {k}: {len(v)} scenes, mean IoU {v[:, 0].mean():.3f}, "
+                f"median width ratio {np.median(v[:, 1]):.3f}"
+            )
 
 
 def candidates(pr: PhotoReader, items, folder) -> None:
@@ -98,8 +100,9 @@ def profile() -> None:
         return 1e3 * float(np.median(times))
 
     torch.manual_seed(0)
-    reader = DigitReader(**plain("cnn", in_channels=3, height=54, width=54, max_len=5,
-                                 mean_subtract=True)).eval()  # fmt: skip
+    reader = DigitReader(
+        **plain("cnn", in_channels=3, height=54, width=54, max_len=5, mean_subtract=True)
+    ).eval()
     loc = BoxLocalizer(**plain("localizer", in_channels=3, size=128)).eval()
     with torch.no_grad():  # a small box every time: every look is taken (as in the benchmark)
         loc.net.head[-1].weight.zero_()
@@ -117,18 +120,22 @@ def profile() -> None:
             traced = torch.jit.optimize_for_inference(
                 torch.jit.freeze(torch.jit.trace(copy.deepcopy(net).eval(), x, check_trace=False))
             )
-            print(f"{name} traced + frozen: {ms(traced, x):.2f} ms "
-                  f"(eager again: {ms(net, x):.2f} ms)")  # fmt: skip
-    print(f"{len(boxes) - len(pr.scales)} looks (PhotoReader.candidates): "
-          f"{ms(pr.candidates, image):.2f} ms")  # fmt: skip
+            print(
+                f"{name} traced + frozen: {ms(traced, x):.2f} ms (eager again: {ms(net, x):.2f} ms)"
+            )
+    print(
+        f"{len(boxes) - len(pr.scales)} looks (PhotoReader.candidates): "
+        f"{ms(pr.candidates, image):.2f} ms"
+    )
     print(f"cropping {len(boxes)} candidates: {ms(pr.crops, image, boxes):.2f} ms")
     print(f"reading them (read_crops): {ms(pr.read_crops, crops):.2f} ms")
     print(f"the whole photo: {ms(pr, image):.2f} ms")
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("what", choices=["looks", "candidates", "profile"])
     p.add_argument("reader", nargs="?")
     p.add_argument("localizer", nargs="?")

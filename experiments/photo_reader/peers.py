@@ -38,8 +38,9 @@ DIGITS = re.compile(r"[0-9]")
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("DIGITREC_DATA_DIR", Path(__file__).resolve().parents[3]
-                               / "shared" / "data"))  # fmt: skip
+    return Path(
+        os.environ.get("DIGITREC_DATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "data")
+    )
 
 
 def items(root: Path) -> dict[str, list[tuple[str, Path, str]]]:
@@ -49,8 +50,10 @@ def items(root: Path) -> dict[str, list[tuple[str, Path, str]]]:
         real = [(r["file"], photos / r["file"], r["number"]) for r in csv.DictReader(f)]
     svhn = []
     for folder in (root / "svhn" / "fixtures" / "test", root / "svhn" / "real" / "test"):
-        svhn += [(f"{folder.parent.name}/{name}", folder / name, number)
-                 for name, number in _svhn_labels(root, folder)]  # fmt: skip
+        svhn += [
+            (f"{folder.parent.name}/{name}", folder / name, number)
+            for name, number in _svhn_labels(root, folder)
+        ]
     return {"real_photos": real, "svhn_real_test": svhn}
 
 
@@ -61,10 +64,13 @@ def _svhn_labels(root: Path, folder: Path) -> list[tuple[str, str]]:
     import gzip
 
     with gzip.open(root / "svhn" / "labels" / "test.json.gz", "rt") as f:
-        labels = {e["name"]: "".join(str(int(b["label"]) % 10) for b in e["boxes"])
-                  for e in json.load(f)}  # fmt: skip
-    return sorted(((p.name, labels[p.name]) for p in folder.glob("*.png")),
-                  key=lambda t: int(t[0].split(".")[0]))  # fmt: skip
+        labels = {
+            e["name"]: "".join(str(int(b["label"]) % 10) for b in e["boxes"]) for e in json.load(f)
+        }
+    return sorted(
+        ((p.name, labels[p.name]) for p in folder.glob("*.png")),
+        key=lambda t: int(t[0].split(".")[0]),
+    )
 
 
 def load_rgb(path: Path) -> np.ndarray:
@@ -91,9 +97,13 @@ def tesseract_answer(data: dict) -> str:
         if text.strip() and conf >= 0:
             key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
             lines.setdefault(key, []).append((conf, text))
-    scored = [(float(np.mean([c for c, _ in words])),
-               "".join(DIGITS.findall(" ".join(t for _, t in words))))
-              for words in lines.values()]  # fmt: skip
+    scored = [
+        (
+            float(np.mean([c for c, _ in words])),
+            "".join(DIGITS.findall(" ".join(t for _, t in words))),
+        )
+        for words in lines.values()
+    ]
     scored = [(c, d) for c, d in scored if d]
     return max(scored)[1] if scored else ""
 
@@ -136,14 +146,14 @@ def tesseract_engine(args):
     import pytesseract
 
     def read(image: np.ndarray) -> str:
-        return tesseract_answer(pytesseract.image_to_data(
-            image, config="--psm 11", output_type=pytesseract.Output.DICT))  # fmt: skip
+        return tesseract_answer(
+            pytesseract.image_to_data(image, config="--psm 11", output_type=pytesseract.Output.DICT)
+        )
 
     return read, f"Tesseract {pytesseract.get_tesseract_version()} (--psm 11)"
 
 
-ENGINES = {"digitrec": digitrec_engine, "rapidocr": rapidocr_engine,
-           "tesseract": tesseract_engine}  # fmt: skip
+ENGINES = {"digitrec": digitrec_engine, "rapidocr": rapidocr_engine, "tesseract": tesseract_engine}
 
 
 def run(args) -> int:
@@ -159,15 +169,21 @@ def run(args) -> int:
             start = time.perf_counter()
             answer = read(image)
             seconds.append(time.perf_counter() - start)
-            readings.append({"file": file, "number": number, "answer": answer,
-                             "correct": answer == number})  # fmt: skip
+            readings.append(
+                {"file": file, "number": number, "answer": answer, "correct": answer == number}
+            )
         correct = sum(r["correct"] for r in readings)
-        out["sets"][set_name] = {"n": len(rows), "correct": correct,
-                                 "ms_median": 1e3 * statistics.median(seconds),
-                                 "readings": readings}  # fmt: skip
-        print(f"{args.engine} {set_name}: {correct}/{len(rows)} "
-              f"({correct / len(rows):.1%}), median {out['sets'][set_name]['ms_median']:.0f} ms",
-              flush=True)  # fmt: skip
+        out["sets"][set_name] = {
+            "n": len(rows),
+            "correct": correct,
+            "ms_median": 1e3 * statistics.median(seconds),
+            "readings": readings,
+        }
+        print(
+            f"{args.engine} {set_name}: {correct}/{len(rows)} "
+            f"({correct / len(rows):.1%}), median {out['sets'][set_name]['ms_median']:.0f} ms",
+            flush=True,
+        )
     Path(args.out).write_text(json.dumps(out, indent=1))
     return 0
 
@@ -182,21 +198,30 @@ def table(args) -> int:
         for s in sets:
             v = r["sets"][s]
             se = (v["correct"] / v["n"] * (1 - v["correct"] / v["n"]) / v["n"]) ** 0.5
-            cells += [f"{v['correct']}/{v['n']} ({v['correct'] / v['n']:.1%} ± {se:.1%})",
-                      f"{v['ms_median']:.0f}"]  # fmt: skip
+            cells += [
+                f"{v['correct']}/{v['n']} ({v['correct'] / v['n']:.1%} ± {se:.1%})",
+                f"{v['ms_median']:.0f}",
+            ]
         lines.append(f"| {r['name']} | " + " | ".join(cells) + " |")
     base = {s: results[0]["sets"][s]["ms_median"] for s in sets}
     for r in results[1:]:
-        lines.append("\n" + r["name"] + ": " + ", ".join(
-            f"{s} {r['sets'][s]['ms_median'] / base[s]:.1f}x {results[0]['engine']}'s time"
-            for s in sets))  # fmt: skip
+        lines.append(
+            "\n"
+            + r["name"]
+            + ": "
+            + ", ".join(
+                f"{s} {r['sets'][s]['ms_median'] / base[s]:.1f}x {results[0]['engine']}'s time"
+                for s in sets
+            )
+        )
     print("\n".join(lines))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("read", help="one engine on every image")
     r.add_argument("--engine", choices=list(ENGINES), required=True)
@@ -209,8 +234,11 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("table", help="the engines side by side (first = the time baseline)")
     t.add_argument("results", nargs="+")
     args = p.parse_args(argv)
-    if args.command == "read" and args.engine == "digitrec" and not (args.reader and
-                                                                     args.localizer):  # fmt: skip
+    if (
+        args.command == "read"
+        and args.engine == "digitrec"
+        and not (args.reader and args.localizer)
+    ):
         p.error("--engine digitrec needs --reader and --localizer")
     return run(args) if args.command == "read" else table(args)
 

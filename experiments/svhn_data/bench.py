@@ -38,11 +38,19 @@ def main() -> None:
     rows = []
     mat = root / "train" / "digitStruct.mat"
     records = svhn.read_digit_struct(mat)
-    rows.append((f"digitStruct.mat parse, fast ({len(records):,} entries)",
-                 f"{best_of(lambda: svhn.read_digit_struct(mat)):.2f} s"))  # fmt: skip
+    rows.append(
+        (
+            f"digitStruct.mat parse, fast ({len(records):,} entries)",
+            f"{best_of(lambda: svhn.read_digit_struct(mat)):.2f} s",
+        )
+    )
     if args.slow:
-        rows.append(("digitStruct.mat parse, h5py object by object",
-                     f"{best_of(lambda: svhn.read_digit_struct_slow(mat), 1):.0f} s"))  # fmt: skip
+        rows.append(
+            (
+                "digitStruct.mat parse, h5py object by object",
+                f"{best_of(lambda: svhn.read_digit_struct_slow(mat), 1):.0f} s",
+            )
+        )
     cache = svhn.load_cache(svhn.build_cache(root, "train", svhn.Preprocessing()))
     n = len(cache["length"])
     start = time.perf_counter()
@@ -68,8 +76,12 @@ def main() -> None:
 
         elapsed = best_of(epoch, 1 if transform else 3)
         per = count / (1 if transform else 3)
-        rows.append((f"training batches of 128, random 54x54 crops, {label}",
-                     f"{per / elapsed:,.0f} images/s"))  # fmt: skip
+        rows.append(
+            (
+                f"training batches of 128, random 54x54 crops, {label}",
+                f"{per / elapsed:,.0f} images/s",
+            )
+        )
     # the first N train layouts with their image sizes (the .mat does not store sizes)
     sizes = [svhn._read_image(root / "train" / r.name).shape[1::-1] for r in records[: args.render]]
     layouts = [svhn.Record(r.name, r.boxes, tuple(s)) for r, s in zip(records, sizes, strict=False)]
@@ -78,8 +90,12 @@ def main() -> None:
     for i, r in enumerate(layouts):
         street.render(r, fonts, i)
     elapsed = time.perf_counter() - start
-    rows.append((f"rendering (one process, {len(layouts):,} SVHN train layouts, no PNG)",
-                 f"{len(layouts) / elapsed:,.0f} images/s"))  # fmt: skip
+    rows.append(
+        (
+            f"rendering (one process, {len(layouts):,} SVHN train layouts, no PNG)",
+            f"{len(layouts) / elapsed:,.0f} images/s",
+        )
+    )
     print("| measurement | result |\n|---|---|")
     for k, v in rows:
         print(f"| {k} | {v} |")
