@@ -36,7 +36,7 @@ PYVER  := $(shell $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -c 'im
 LOCK   := requirements/lock-linux-py$(PYVER).txt
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock train test test-fast bench ui ui-screenshot serve demo train-photo-reader peers sweep-mnist sweep-mnist-grid sweep-svhn reproduce-paper data-mnist data-notmnist data-svhn data-fonts data-street lint clean
+.PHONY: help install lock train test test-fast bench ui ui-screenshot serve demo train-photo-reader peers sweep-mnist sweep-mnist-grid sweep-svhn reproduce-paper data-mnist data-notmnist data-svhn data-fonts data-street lint docs clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -89,7 +89,7 @@ test-fast: $(STAMP) ## the tests without the one-minute real-data training
 	$(TEST_ENV) $(BIN)/pytest $(XDIST) -m "not slow" $(ARGS)
 
 bench: $(STAMP) ## benchmarks (pytest-benchmark): generator, model step, data loading
-	$(BIN)/pytest tests/test_bench.py --benchmark-enable --benchmark-only --benchmark-columns=min,median,mean,rounds $(ARGS)
+	$(BIN)/pytest tests/bench --benchmark-enable --benchmark-only --benchmark-columns=min,median,mean,rounds $(ARGS)
 
 ui: $(STAMP) ## MLflow UI over the project's tracking store, on 127.0.0.1 (PORT=5000)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(PORT)
@@ -164,9 +164,16 @@ data-fonts: $(STAMP) ## fetch the renderer's 67 font families (npm registry, sha
 data-street: $(STAMP) ## render the SYNTHETIC SVHN stand-in (real layouts from svhn/labels) into DIGITREC_DATA_DIR/street
 	$(BIN)/digitrec-data street $(ARGS)
 
-lint: $(STAMP) ## ruff
-	$(BIN)/ruff check digitrec tests
-	$(BIN)/ruff format --check digitrec tests
+lint: $(STAMP) ## ruff (lint and format) and the import contracts (lint-imports: the layering in pyproject.toml)
+	$(BIN)/ruff check digitrec tests experiments
+	$(BIN)/ruff format --check digitrec tests experiments
+	$(BIN)/lint-imports
+
+# the documentation site (docs/, mkdocs.yml): --strict fails on a broken link or a failing
+# generator (docs/gen/: every console script's --help, conf/, the API, experiments/); open
+# site/index.html, or .venv/bin/mkdocs serve while editing
+docs: $(STAMP) ## build the docs site into site/ (mkdocs --strict; the reference is generated from the code)
+	DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 clean: ## remove run outputs (keeps .venv, data and the MLflow store)
 	rm -rf outputs .pytest_cache .ruff_cache

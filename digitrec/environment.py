@@ -21,7 +21,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent  # the repository (an editable install's source)
+from digitrec.paths import ROOT  # the repository (an editable install's source)
+
 DIGEST_CHARS = 12
 
 

@@ -67,7 +67,7 @@ def _save(fig, path: Path, dpi: float | None = None) -> Path:
 
     import matplotlib.pyplot as plt
 
-    from digitrec.data.download import atomic_write_bytes
+    from digitrec.io import atomic_write_bytes
 
     fig.tight_layout()
     buffer = io.BytesIO()

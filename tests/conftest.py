@@ -10,13 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import unavailable
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from digitrec.cli.train import CONF_DIR as CONFIG_DIR
 from digitrec.data.mnist import MNIST_FILES, write_idx
-from digitrec.train import CONFIG_DIR
+
+# the small photo-reading models and folders several test files share (their fixtures)
+pytest_plugins = ("photo_fixtures",)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -55,9 +59,7 @@ def real_data_dir() -> Path:
     """../shared/data (or DIGITREC_DATA_DIR). In CI its absence fails the test instead of skipping."""
     path = Path(os.environ.get("DIGITREC_DATA_DIR", REPO.parent / "shared" / "data"))
     if not (path / "mnist").is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs real MNIST under {path}/mnist (set DIGITREC_DATA_DIR)")
-        pytest.skip(f"no real MNIST under {path}/mnist; set DIGITREC_DATA_DIR")
+        unavailable(f"real MNIST under {path}/mnist (set DIGITREC_DATA_DIR)")
     return path
 
 

@@ -13,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pytorch_lightning as pl
@@ -22,8 +23,18 @@ from PIL import Image, ImageDraw, ImageFont
 from digitrec.data import street
 
 
+def unavailable(message: str) -> NoReturn:
+    """Something a test needs is missing (real data, a browser, PostgreSQL): in CI (CI set, as
+    .ci/run sets it) the test fails, so nothing is silently skipped there; elsewhere it skips."""
+    import pytest
+
+    if os.environ.get("CI"):
+        pytest.fail(f"CI needs it: {message}")
+    pytest.skip(message)
+
+
 def train_cli(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    """`python -m digitrec.train ARGS` in cwd, with this folder importable (for the callbacks)."""
+    """`python -m digitrec.cli.train ARGS` in cwd, with this folder importable (for the callbacks)."""
     tests = str(Path(__file__).resolve().parent)
     env = {
         **os.environ,
@@ -31,7 +42,7 @@ def train_cli(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.Co
         "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]),
     }
     return subprocess.run(
-        [sys.executable, "-m", "digitrec.train", *args],
+        [sys.executable, "-m", "digitrec.cli.train", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -126,15 +137,12 @@ def chromium(*flags: str):
     """Debian's headless Chromium under Selenium (`.quit()` it). In CI a missing browser fails
     the test (.ci/run installs it); elsewhere the test skips with the reason; outside pytest
     (the screenshot scripts) it is a one-line exit."""
-    import pytest
 
     if not (CHROMIUM and CHROMEDRIVER):
         message = "no chromium/chromedriver (apt-get install chromium chromium-driver)"
         if "PYTEST_CURRENT_TEST" not in os.environ:
             raise SystemExit(message)
-        if os.environ.get("CI"):
-            pytest.fail(f"CI runs the browser tests: {message}")
-        pytest.skip(message)
+        unavailable(message)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -239,6 +247,25 @@ class KillAtStep(pl.Callback):
 
 
 def save_checkpoint(module, path):
-    """What a Lightning checkpoint holds for loading: the weights and the hyperparameters."""
-    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+    """What a Lightning checkpoint holds for loading: the weights, the hyperparameters and what
+    the checkpoint is (digitrec.checkpoints: its task and preprocessing)."""
+    from digitrec import checkpoints
+
+    meta = checkpoints.meta(module.task, module.preprocessing or module.default_preprocessing())
+    torch.save(
+        {
+            "state_dict": module.state_dict(),
+            "hyper_parameters": dict(module.hparams),
+            checkpoints.META_KEY: meta,
+        },
+        path,
+    )
     return path
+
+
+def bar_glyphs(n_labels: int = 10, base: int = 100):
+    """Glyph d: a 6-px bar of intensity base + 10*d, so a canvas column tells which glyph is there."""
+    images = np.zeros((n_labels, 28, 28), np.uint8)
+    for d in range(n_labels):
+        images[d, 4:24, 11:17] = base + 10 * d
+    return images, np.arange(n_labels, dtype=np.uint8)

@@ -21,7 +21,6 @@ import socket
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -122,20 +121,6 @@ def user_cache(*parts: str) -> Path:
     """`$XDG_CACHE_HOME/digitrec/...` (default ~/.cache/digitrec/...)."""
     home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return home.joinpath("digitrec", *parts)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a plain exclusive open (not mkstemp's 0600) so the file gets the usual umask permissions
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def download(

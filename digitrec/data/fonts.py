@@ -22,13 +22,13 @@ from pathlib import Path
 
 from digitrec.data.download import (
     DownloadError,
-    atomic_write_bytes,
     download,
     net_timeout,
     timeout_hint,
     user_cache,
     writable,
 )
+from digitrec.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

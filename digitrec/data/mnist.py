@@ -27,13 +27,13 @@ import numpy as np
 from digitrec.data.download import (
     NET_TIMEOUT_ENV,
     DownloadError,
-    atomic_write_bytes,
     download_first,
     net_timeout,
     sha256sum,
     timeout_hint,
     transfer_deadline,
 )
+from digitrec.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

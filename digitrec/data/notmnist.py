@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from digitrec.data.download import DownloadError, atomic_write_bytes, download_first
+from digitrec.data.download import DownloadError, download_first
 from digitrec.data.mnist import IdxFile, read_idx, verify_idx
+from digitrec.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from digitrec.data.download import atomic_write_bytes
 from digitrec.data.svhn import RENDERED_MARKER, split_records
+from digitrec.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

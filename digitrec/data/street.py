@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
@@ -27,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from digitrec.data.digitstruct import Record, write_digit_struct
-from digitrec.data.download import atomic_write_bytes
 from digitrec.data.svhn import RENDERED_MARKER
+from digitrec.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -585,3 +586,28 @@ def _marker(fonts: Sequence[str], style: Style) -> str:
         "not an SVHN result.\n\n"
         f"Fonts ({len(fonts)}): {names}\n\nStyle: {style}\n"
     )
+
+
+SVHN_LAYOUTS = {"train": 33402, "test": 13068}  # SVHN format 1's train and test images
+
+
+def street_command(
+    out: Path,
+    split: str,
+    labels: Path | None = None,
+    limit: int = 0,
+    data_dir: Path | None = None,
+    workers: int | None = None,
+) -> list[str]:
+    """The `digitrec-data street` command that renders one split into `out`: SVHN's real layouts
+    when `labels`/<split>.json.gz is there (the first `limit`, 0: all), else `limit` random ones
+    (0: as many as SVHN has)."""
+    cmd = [sys.executable, "-m", "digitrec.cli.data", "street", "--out", str(out)]
+    if data_dir is not None:
+        cmd += ["--data-dir", str(data_dir)]
+    cmd += ["--splits", split]
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
+    if labels is not None and (Path(labels) / f"{split}.json.gz").is_file():
+        return cmd + ["--labels", str(labels)] + (["--limit", str(limit)] if limit else [])
+    return cmd + ["--random", str(limit or SVHN_LAYOUTS[split])]

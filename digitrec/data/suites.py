@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from digitrec.data.sequences import PAD, Sequences, SequenceSpec, compose, layout_spec
+from digitrec.paths import EVAL_DIR  # one file a suite
 
-EVAL_DIR = Path(__file__).resolve().parents[2] / "conf" / "eval"  # one file a suite
 SUITE_KEYS = {"description", "n", "seed"}
 SUITE_PREFIX = "suite"  # a run's suite metrics: suite/<name>/<metric>
 

@@ -54,7 +54,11 @@ class WholeBatches(Dataset):
         return math.ceil(self.n / self.batch_size)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return self.batch(slice(i * self.batch_size, (i + 1) * self.batch_size))
+        batch = self.batch(slice(i * self.batch_size, (i + 1) * self.batch_size))
+        # which batch of the set it is: under DDP each process evaluates a share of the batches
+        # (a distributed sampler pads the shares with repeats) and the tasks gather them by it
+        batch["index"] = torch.tensor(i)
+        return batch
 
     def batch(self, sl: slice) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -81,6 +85,27 @@ class BatchDataModule(pl.LightningDataModule):
 
     batch_size: int
     num_workers: int
+    test_set = None  # the fixed test set once set up (it has `box`: one per image)
+
+    # what digitrec.training.train asks of every datamodule, without knowing which one it is
+    def preprocessing(self) -> dict:
+        """How a model's inputs are made from an image (stored in its checkpoints, read by
+        inference): e.g. {"kind": "crop", "expand": 0.3, "image_size": 64, "crop": 54}."""
+        return {}
+
+    def run_tags(self) -> dict[str, str]:
+        """Tags for the run (e.g. that the data is a rendered SYNTHETIC stand-in)."""
+        return {}
+
+    def suite_glyphs(self) -> tuple[np.ndarray, np.ndarray, object] | None:
+        """(glyph images, labels, canvas SequenceSpec): the glyph test split the evaluation
+        suites (conf/eval/) are drawn from and the canvas they are drawn on; None when the data
+        has no suites."""
+        return None
+
+    def n_test(self) -> int:
+        """Images in the test set (0 before setup)."""
+        return len(self.test_set.box) if self.test_set is not None else 0
 
     def _processes(self) -> tuple[int, int]:
         """(number of training processes, this one's rank); data.batch_size is the global batch:

@@ -20,7 +20,8 @@ from digitrec.datamodules.base import (
     batch_schema,
     held_out,
 )
-from digitrec.datamodules.svhn import svhn_name, svhn_source
+from digitrec.datamodules.sequences import _albumentations_fn
+from digitrec.datamodules.svhn import rendered_tags, svhn_name, svhn_source
 
 
 def _scene_batch(
@@ -129,6 +130,11 @@ class SceneDataModule(BatchDataModule):
         width: int = 128,
     ):
         super().__init__()
+        if _albumentations_fn(augmentation) is not None:  # boxes would have to move with it
+            raise ValueError(
+                "augmentation: data=scenes draws its own variety (zoom, scale, aspect, "
+                "backgrounds) and applies no albumentations pipeline; use augmentation=none"
+            )
         if (height, width) != (size, size) or channels != 3:
             raise ValueError(
                 f"data.height={height}, data.width={width}, data.channels={channels}:"
@@ -155,6 +161,12 @@ class SceneDataModule(BatchDataModule):
         self.cache_workers = cache_workers
         self.train_set = self.val_set = self.test_set = None
         self.rendered = False
+
+    def preprocessing(self) -> dict:
+        return {"kind": "square", "size": self.size}
+
+    def run_tags(self) -> dict[str, str]:
+        return rendered_tags(self.rendered)
 
     def prepare_data(self) -> None:
         for split in ("train", "test"):

@@ -313,6 +313,18 @@ class SequenceDataModule(BatchDataModule):
             for s in suites
         ]
 
+    def preprocessing(self) -> dict:
+        return {
+            "kind": "whole",
+            "channels": 1,
+            "height": self.spec.height,
+            "width": self.spec.width,
+        }
+
+    def suite_glyphs(self):
+        data = self.load_glyphs()
+        return data["test_images"], data["test_labels"], self.spec
+
     def load_glyphs(self) -> dict[str, np.ndarray]:
         loader = GLYPH_SOURCES[self.glyphs]
         return loader(self.data_dir, download=self.download, verify=self.verify)

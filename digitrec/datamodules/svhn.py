@@ -3,6 +3,7 @@ the center crop at evaluation."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from digitrec.datamodules.base import (
     held_out,
 )
 from digitrec.datamodules.sequences import _albumentations_fn
+
+log = logging.getLogger(__name__)
 
 
 def crop_batch(
@@ -124,6 +127,14 @@ class ImageBatches(WholeBatches):
         return _to_batch(self.s.images[sl], self.s.length[sl], self.s.digits[sl], self.s.box[sl])
 
 
+def rendered_tags(rendered: bool) -> dict[str, str]:
+    """The tag of a run on the rendered stand-in (digitrec-data street: not SVHN)."""
+    if not rendered:
+        return {}
+    log.warning("data: rendered street numbers (SYNTHETIC stand-in, not SVHN)")
+    return {"synthetic_data": "rendered street numbers (not SVHN)"}
+
+
 def svhn_name(rendered: bool) -> str:
     return "street-rendered" if rendered else "svhn"
 
@@ -200,6 +211,17 @@ class SVHNDataModule(BatchDataModule):
         self.transform = _albumentations_fn(augmentation)
         self.train_set = self.val_set = self.test_set = None
         self.rendered = False  # set by setup: the caches record whether the root was rendered
+
+    def preprocessing(self) -> dict:
+        return {
+            "kind": "crop",
+            "expand": self.pre.expand,
+            "image_size": self.pre.size,
+            "crop": self.crop,
+        }
+
+    def run_tags(self) -> dict[str, str]:
+        return rendered_tags(self.rendered)
 
     @property
     def splits(self) -> tuple[str, ...]:

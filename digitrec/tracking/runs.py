@@ -4,15 +4,19 @@ metrics, throughput and best model, then closed."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import tempfile
 import time
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from mlflow.entities import Metric, Param
@@ -108,6 +112,32 @@ def _overrides(text: str, excluded) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------- the run
+@contextlib.contextmanager
+def active_run(tracking_uri: str, run_id: str):
+    """Make the run (created with MlflowClient) MLflow's active run, for the fluent log_model.
+    Leaving it marks the run terminated: log the model last, just before the run is closed."""
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    saved = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # no bars in the job's log
+    try:
+        with (
+            warnings.catch_warnings(),
+            _use_tracking_uri(tracking_uri),
+            mlflow.start_run(
+                run_id=run_id, nested=mlflow.active_run() is not None, log_system_metrics=False
+            ),
+        ):
+            # MLflow's advice to type-hint PythonModel.predict (digitrec's pyfunc takes arrays)
+            warnings.filterwarnings("ignore", ".*type hints to the `predict` method", UserWarning)
+            yield
+    finally:
+        if saved is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = saved
+
+
 class RunTracker:
     """One training job's MLflow run: created (as a sweep child when in a multirun), filled, closed."""
 
@@ -265,21 +295,19 @@ class RunTracker:
         )
         self._monitor.start()
 
-    def log_model(self, checkpoint: str | None, localizer: bool = False) -> None:
+    def log_model(self, checkpoint: str | None, write: Callable[[str], Any]) -> None:
         """The checkpoint the test read (the best one, else the last) as the run's MLflow model
-        `model` (digitrec.tracking.models): a reader as digitrec's pyfunc, a localizer with the
-        PyTorch flavor. Called last, just before `finish`; a run without a checkpoint, or a
-        failure, gets a `model_not_logged` tag (and a warning), not a failed run."""
-        from digitrec.reading.mlflow_model import log_reader_model
-        from digitrec.tracking.models import active_run, log_localizer_model
-
+        `model`, written by `write(checkpoint)` inside the run (digitrec.registry picks the flavor
+        from what the checkpoint says it is). Called last, just before `finish`; a run without a
+        checkpoint, or a failure, gets a `model_not_logged` tag (and a warning), not a failed
+        run."""
         if not checkpoint:
             self.set_tag("model_not_logged", "no checkpoint (checkpointing is off)")
             return
         self._stop_monitor()  # leaving the active run marks it terminated: the monitor stops
         try:
             with active_run(self.uri, self.run_id):
-                (log_localizer_model if localizer else log_reader_model)(checkpoint)
+                write(checkpoint)
         except Exception as e:  # noqa: BLE001  (the checkpoint is logged: the run stands)
             log.warning("model not logged: %s: %s", type(e).__name__, e)
             self.set_tag("model_not_logged", f"{type(e).__name__}: {e}"[:MAX_PARAM_LEN])

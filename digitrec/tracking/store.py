@@ -17,6 +17,8 @@ from hydra.core.hydra_config import HydraConfig
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from digitrec.paths import default_tracking_uri
+
 PARENT_FILE = "mlflow_parent_run_id"
 PARENT_TAG = "mlflow.parentRunId"
 MAX_PARAM_LEN = 6000  # MLflow 3's limit on a parameter value
@@ -141,8 +143,9 @@ def _writable_place(uri: str, path: Path) -> None:
 
 
 def open_store(uri: str | None) -> MlflowClient:
-    """A client for `uri` (default: ./mlflow.db); ValueError when a local store does not exist."""
-    uri = uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    """A client for `uri` (default: $MLFLOW_TRACKING_URI, else ./mlflow.db); ValueError when a
+    local store does not exist."""
+    uri = uri or default_tracking_uri()
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         raise ValueError(f"no MLflow store at {uri} (pass --uri or set MLFLOW_TRACKING_URI)")
     return MlflowClient(tracking_uri=uri)

@@ -46,10 +46,9 @@ from hydra.utils import instantiate  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from digitrec import decode  # noqa: E402
-from digitrec.data.cli import street_command  # noqa: E402
+from digitrec.data.street import street_command  # noqa: E402
 from digitrec.datamodules.svhn import SVHNDataModule  # noqa: E402
-from digitrec.module import DigitReader  # noqa: E402
+from digitrec.tasks import DigitReader, decode  # noqa: E402
 
 
 class GPUSampler(threading.Thread):

@@ -36,8 +36,8 @@ from helpers import (  # noqa: E402
 )
 
 from digitrec.data.mnist import read_idx  # noqa: E402
-from digitrec.reading import serve  # noqa: E402
-from digitrec.reading.pipeline import open_reader  # noqa: E402
+from digitrec.inference.pipeline import open_reader  # noqa: E402
+from digitrec.serving import app as serve  # noqa: E402
 
 
 def until(driver, condition, seconds: float = 60):

@@ -20,13 +20,12 @@ import argparse
 import numpy as np
 import torch
 
-from digitrec import decode
 from digitrec.data import suites
 from digitrec.data.mnist import data_dir_from_env
 from digitrec.data.sequences import compose, split_pool
 from digitrec.datamodules import SequenceDataModule
-from digitrec.evaluate import predict, suite_base
-from digitrec.reading.pipeline import load_module
+from digitrec.evaluation.scoring import predict, suite_base
+from digitrec.tasks import decode, load_task
 
 
 def report(title: str, s, reader) -> list[str]:
@@ -76,7 +75,7 @@ def main() -> None:
     )
     parser.add_argument("--summary", action="store_true", help="one line per set, no tables")
     args = parser.parse_args()
-    reader = load_module(args.checkpoint)
+    reader = load_task(args.checkpoint)
     hp = reader.hparams
     dm = SequenceDataModule(
         str(data_dir_from_env()),

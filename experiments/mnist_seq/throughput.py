@@ -25,8 +25,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from digitrec.module import DigitReader
-from digitrec.train import CONFIG_DIR
+from digitrec.cli.train import CONF_DIR as CONFIG_DIR
+from digitrec.tasks import DigitReader
 
 
 def gemm_macs_per_s(n: int = 2048, repeats: int = 10) -> float:

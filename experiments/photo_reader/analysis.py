@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from digitrec.data.scenes import read_labels
-from digitrec.reading.images import load_image
-from digitrec.reading.pipeline import PhotoReader, load_module
+from digitrec.inference.images import load_image
+from digitrec.inference.pipeline import PhotoReader
+from digitrec.tasks import load_task
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -83,7 +84,7 @@ def candidates(pr: PhotoReader, items, folder) -> None:
 def profile() -> None:
     from omegaconf import OmegaConf
 
-    from digitrec.module import BoxLocalizer, DigitReader, to_input
+    from digitrec.tasks import BoxLocalizer, DigitReader, to_input
 
     def plain(name, **values):
         cfg = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "model" / f"{name}.yaml"))
@@ -148,7 +149,7 @@ def main() -> None:
         return profile()
     if not (args.reader and args.localizer):
         p.error(f"{args.what} needs READER and LOCALIZER checkpoints")
-    pr = PhotoReader(load_module(args.reader), load_module(args.localizer))
+    pr = PhotoReader(load_task(args.reader), load_task(args.localizer))
     folder = Path(args.scenes)
     items = read_labels(folder)[: args.n]
     (looks if args.what == "looks" else candidates)(pr, items, folder)

@@ -112,7 +112,7 @@ def tesseract_answer(data: dict) -> str:
 def digitrec_engine(args):
     import torch
 
-    from digitrec.reading.pipeline import PhotoReader
+    from digitrec.inference.pipeline import PhotoReader
 
     if args.threads:
         torch.set_num_threads(args.threads)

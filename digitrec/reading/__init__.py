@@ -1,1 +1,0 @@
-"""Reading photos: the two-stage pipeline, digitrec-predict, digitrec-serve, digitrec-export."""

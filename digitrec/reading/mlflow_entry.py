@@ -1,8 +1,0 @@
-"""The code MLflow runs to load a digitrec reader model (MLflow's "models from code": the model
-is this file plus its checkpoints, never a pickled object)."""
-
-from mlflow.models import set_model
-
-from digitrec.reading.mlflow_model import ReaderModel
-
-set_model(ReaderModel())

@@ -1,0 +1,45 @@
+"""Checkpoints as MLflow models, and model references resolved back to checkpoints.
+
+A run's model is `runs:/<run id>/model`: a reader as digitrec's pyfunc (uint8 images in; number,
+confidence and box out), any other task with MLflow's PyTorch flavor; both carry the checkpoint
+itself, so every command reads `runs:/...` and `models:/NAME@alias` as it reads a file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from digitrec import checkpoints
+from digitrec.registry.resolve import URI_SCHEMES, artifact_location, is_model_uri, resolve
+
+__all__ = [
+    "URI_SCHEMES",
+    "artifact_location",
+    "is_model_uri",
+    "log_checkpoint_model",
+    "open_reader",
+    "resolve",
+]
+
+
+def log_checkpoint_model(checkpoint: str | Path):
+    """Log a checkpoint in the active MLflow run in its task's flavor: a reader as the pyfunc,
+    any other task with the PyTorch flavor. MLflow's ModelInfo."""
+    from digitrec.registry.pyfunc import log_reader_model
+    from digitrec.registry.pytorch_model import log_pytorch_model
+    from digitrec.tasks import legacy_task
+
+    ckpt = checkpoints.load(checkpoint, needs=("state_dict", "hyper_parameters"))
+    task = ckpt.task or legacy_task(ckpt.hyper_parameters)
+    return (log_reader_model if task == "reader" else log_pytorch_model)(checkpoint)
+
+
+def open_reader(reader: str | Path, localizer: str | Path | None = None, tracking_uri=None, **kw):
+    """digitrec.inference.pipeline.open_reader for checkpoint paths or model URIs (a logged
+    two-stage model brings its localizer)."""
+    from digitrec.inference.pipeline import open_reader as open_files
+
+    reader, bundled = resolve(reader, tracking_uri)
+    if localizer is not None:
+        localizer = resolve(localizer, tracking_uri)[0]
+    return open_files(reader, localizer if localizer is not None else bundled, **kw)

@@ -1,0 +1,50 @@
+"""Tasks: the LightningModules digitrec trains — each owns its loss, metrics, artifacts and
+cost — and the loader that rebuilds one from its checkpoint.
+
+`TASKS` maps the name a checkpoint carries to its class; a new task registers here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from digitrec import checkpoints
+from digitrec.checkpoints import CheckpointError
+from digitrec.tasks.base import TaskModule, to_input
+from digitrec.tasks.localizer import BoxLocalizer
+from digitrec.tasks.reader import DigitReader
+
+TASKS: dict[str, type[TaskModule]] = {"reader": DigitReader, "localizer": BoxLocalizer}
+
+__all__ = ["TASKS", "BoxLocalizer", "DigitReader", "TaskModule", "load_task", "to_input"]
+
+
+def legacy_task(hyper_parameters: dict) -> str:
+    """The task of a checkpoint written before checkpoints named it (digitrec before issue 28):
+    only a localizer had a GIoU weight."""
+    return "localizer" if "giou_weight" in hyper_parameters else "reader"
+
+
+def load_task(path: str | Path, key: str | None = None) -> TaskModule:
+    """The task module a checkpoint holds, in eval mode, with its preprocessing recipe (the one
+    it carries, else the task's default). One-line errors naming `key` (or the path):
+    FileNotFoundError for a missing file, CheckpointError for anything that is not a checkpoint
+    of a known task whose weights fit it."""
+    ckpt = checkpoints.load(path, key, needs=("state_dict", "hyper_parameters"))
+    where = f"{key}={path}" if key else str(path)
+    name = ckpt.task or legacy_task(ckpt.hyper_parameters)
+    cls = TASKS.get(name)
+    if cls is None:
+        raise CheckpointError(
+            f"{where}: a checkpoint of the task {name!r}; this digitrec knows {', '.join(TASKS)}"
+        )
+    try:
+        module = cls(**ckpt.hyper_parameters)
+        module.load_state_dict(ckpt.state["state_dict"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{where}: its weights do not fit a {cls.__name__} ({first[:300]})"
+        ) from None
+    module.preprocessing = ckpt.preprocessing or module.default_preprocessing()
+    return module.eval()
