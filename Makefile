@@ -98,7 +98,7 @@ ui-screenshot: $(STAMP) ## PNG of a study's latest sweep compared in the MLflow 
 	$(BIN)/python experiments/mlflow_ui/screenshot.py $(STUDY) --uri sqlite:///$(CURDIR)/mlflow.db
 
 serve: $(STAMP) ## web page reading uploaded photos, on 127.0.0.1 (READER=, LOCALIZER= checkpoints)
-	@test -n "$(READER)" || { echo "make serve: set READER=<reader best.ckpt> (and LOCALIZER=<localizer best.ckpt>); see README 'Reading photos'" >&2; exit 2; }
+	@test -n "$(READER)" || { echo "make serve: set READER=<reader best.ckpt> (and LOCALIZER=<localizer best.ckpt>); see docs/how-to/photos.md" >&2; exit 2; }
 	$(BIN)/digitrec-serve $(READER) $(if $(LOCALIZER),--localizer $(LOCALIZER)) --port $(SERVE_PORT)
 
 demo: $(STAMP) ## the live page: photo, camera and draw modes with the models found; none at all: make train's first (MNIST_READER=, READER=, LOCALIZER=)
@@ -146,7 +146,7 @@ sweep-svhn: $(STAMP) ## Optuna (TPE) search of the paper's SVHN recipe (N_TRIALS
 	$(BIN)/digitrec-train -m hparams_search=svhn_optuna launcher=$(LAUNCHER) $(if $(N_TRIALS),hydra.sweeper.n_trials=$(N_TRIALS)) $(ARGS)
 	$(BIN)/digitrec-compare svhn_search --latest-sweep
 
-reproduce-paper: $(STAMP) ## the paper's table beside ours: PROFILE=smoke (~12 min) | cpu (~75 min) | gpu; run again to resume
+reproduce-paper: $(STAMP) ## the paper's table beside ours: PROFILE=smoke (12-19 min) | cpu (70-80 min) | gpu; run again to resume
 	$(BIN)/digitrec-reproduce --profile $(PROFILE) $(ARGS)
 
 data-mnist: $(STAMP) ## download and verify MNIST into DIGITREC_DATA_DIR (default .data/)

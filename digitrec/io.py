@@ -50,3 +50,11 @@ def one_line(e: BaseException | str, limit: int | None = None) -> str:
     if limit is not None and len(text) > limit:
         text = text[: limit - 3] + "..."
     return text
+
+
+def first_line(e: BaseException | str) -> str:
+    """An error's first non-empty line (its type when it has none)."""
+    text = str(e).strip()
+    if not text:
+        return type(e).__name__ if isinstance(e, BaseException) else ""
+    return text.splitlines()[0]

@@ -100,7 +100,7 @@ def small_overrides(tmp_path: Path, data_dir: Path, store: bool = True) -> list[
         "data.batch_size=32",
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
-        "eval=[]",  # no evaluation suites (tests/test_suites.py runs them)
+        "eval=[]",  # no evaluation suites (tests/integration/test_suites.py runs them)
     ]
 
 

@@ -35,7 +35,7 @@ from digitrec.analysis.compare import (
 from digitrec.tracking import add_uri_argument, best_run, open_store, register_model
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digitrec-compare",
         description=__doc__,
@@ -68,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         help="the alias --register points at the new version (champion)",
     )
     add_uri_argument(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
         client = open_store(args.uri)
     except ValueError as e:

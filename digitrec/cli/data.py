@@ -25,7 +25,7 @@ from digitrec.data import mnist, notmnist, svhn
 from digitrec.data.download import NET_TIMEOUT_ENV, DownloadError, net_timeout, writable
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digitrec-data",
         description=__doc__,
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="street: a renderer knob (digitrec/data/street.py Style), e.g. "
+        help="street: a renderer knob (digitrec/data/street/ Style), e.g. "
         "backgrounds=<svhn root>/train, words=0.3, palette=random; "
         "repeatable",
     )
@@ -81,11 +81,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help=f"network wait per connect or read (default ${NET_TIMEOUT_ENV}, else 20)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
     try:
         timeout = net_timeout(args.timeout)  # a bad --timeout or $DIGITREC_NET_TIMEOUT: one line
     except ValueError as e:
-        parser.error(str(e))
+        p.error(str(e))
     if args.timeout is not None:
         os.environ[NET_TIMEOUT_ENV] = f"{timeout:g}"  # for every download below, svhn's too
     logging.basicConfig(level=logging.INFO, format="%(message)s")

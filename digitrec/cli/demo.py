@@ -29,7 +29,7 @@ from digitrec.serving.demo import (
 )
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="digitrec-demo",
         description=__doc__,
@@ -55,9 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         nargs=2,
         metavar=("CERT.pem", "KEY.pem"),
         default=None,
-        help="HTTPS, for the camera on another machine (README 'Reading live')",
+        help="HTTPS, for the camera on another machine (docs/how-to/serving.md)",
     )
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if args.reader and not args.localizer and not args.reader.startswith("models:/"):
         print("digitrec-demo: --reader needs --localizer (LOCALIZER=)", file=sys.stderr)
         return 2

@@ -41,7 +41,7 @@ from digitrec.evaluation.photos import (
     track,
 )
 from digitrec.inference.pipeline import PhotoReader
-from digitrec.io import atomic_write_bytes
+from digitrec.io import atomic_write_bytes, one_line
 from digitrec.registry import resolve
 
 
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         localizer = resolve(args.localizer)[0] if args.localizer else bundled
         reader = PhotoReader.from_checkpoints(reader_file, localizer, fallback=args.fallback)
     except (FileNotFoundError, ValueError) as e:
-        print(f"digitrec-evaluate-photos: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"digitrec-evaluate-photos: {one_line(e)}", file=sys.stderr)
         return 2
     result = evaluate(reader, items)
     print(markdown(result))

@@ -54,7 +54,7 @@ def sweeps(profile, svhn: list[str], mnist: list[str]) -> list[jobs.Sweep]:
     ]
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digitrec-reproduce",
         description=__doc__,
@@ -83,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_uri_argument(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     name, profile = jobs.load_profile(args.profile)
     command = "digitrec-reproduce " + " ".join(argv if argv is not None else sys.argv[1:])
     data_dir = args.data_dir.resolve()

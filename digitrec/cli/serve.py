@@ -25,6 +25,7 @@ server's time for one request (decoding and reading), which the page's footer sh
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 
@@ -36,7 +37,7 @@ from digitrec.serving.app import (
 )
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = cli_parser("digitrec-serve", __doc__, reader_optional=True)
     p.add_argument(
         "--drawing-reader",
@@ -75,9 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar=("CERT.pem", "KEY.pem"),
         default=None,
         help="serve HTTPS (a browser shows the camera to a page from another machine "
-        "only over HTTPS; README 'Reading live')",
+        "only over HTTPS; docs/how-to/serving.md)",
     )
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
     )

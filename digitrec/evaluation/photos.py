@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from digitrec.inference.images import load_image
 from digitrec.inference.pipeline import PhotoReader
+from digitrec.io import one_line
 from digitrec.models.localizer import box_iou
 
 WAYS = ("ground-truth crop", "two-stage", "first look only", "whole photo")
@@ -133,7 +134,7 @@ def evaluate(reader: PhotoReader, items: list[Item], progress: bool = True) -> d
         try:
             image = load_image(item.path)
         except Exception as e:  # missing, corrupt, a decompression bomb: this file only
-            errors.append({"file": item.name, "error": " ".join(str(e).split())})
+            errors.append({"file": item.name, "error": one_line(e)})
             print(f"digitrec-evaluate-photos: {errors[-1]['error']}", file=sys.stderr)
             continue
         h, w = image.shape[:2]

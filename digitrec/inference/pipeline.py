@@ -41,7 +41,8 @@ class PhotoReader:
     """Reads the number in photos of any size with a DigitReader and (optionally) a BoxLocalizer.
 
     `expand`, `image_size` and `crop` are the reader's training preprocessing, read from its
-    checkpoint (the paper's SVHN recipe: 0.3, 64, 54; arguments override it); `zoom` the size of each further look's region in units of the box before; `looks` how
+    checkpoint (the paper's SVHN recipe: 0.3, 64, 54; arguments override it);
+    `zoom` the size of each further look's region in units of the box before; `looks` how
     many looks at most (1: the whole photo only); `scales` the extra candidates made by scaling the
     last box about its center; below a confidence of `fallback` the search starts again from
     four overlapping tiles of `tile` x the photo's size (positions as well as scales)."""
@@ -63,15 +64,15 @@ class PhotoReader:
         self.reader = fuse_conv_bn(reader)
         self.localizer = fuse_conv_bn(localizer) if localizer is not None else None
         # the reader's preprocessing recipe, as its checkpoint carries it (arguments override)
-        recipe = getattr(reader, "preprocessing", None) or {}
-        if recipe.get("kind", "crop") != "crop":
+        recipe = getattr(reader, "preprocessing", None) or reader.default_preprocessing()
+        if recipe.get("kind") != "crop":
             raise ValueError(
                 f"a reader of {recipe.get('kind')!r} inputs: the two-stage reader needs one "
                 "trained on crops (data=svhn)"
             )
-        expand = recipe.get("expand", 0.3) if expand is None else expand
-        image_size = recipe.get("image_size", 64) if image_size is None else image_size
-        crop = recipe.get("crop", 54) if crop is None else crop
+        expand = recipe["expand"] if expand is None else expand
+        image_size = recipe["image_size"] if image_size is None else image_size
+        crop = recipe["crop"] if crop is None else crop
         self.expand, self.image_size, self.crop = expand, image_size, crop
         if looks < 1:
             raise ValueError(f"looks={looks}: expected at least 1")

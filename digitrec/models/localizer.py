@@ -1,6 +1,6 @@
 """BoxNet: where is the number? A whole image (resized to a square) → its union box.
 
-The first stage of the photo reader (digitrec/reading): a small CNN of strided stages regresses
+The first stage of the photo reader (digitrec/inference): a small CNN of strided stages regresses
 the box that holds all the digits, as normalized x0, y0, x1, y1 (fractions of the image's width
 and height, so any image size maps back). Trained with L1 + generalized IoU (GIoU, Rezatofighi
 et al. 2019) on scenes (digitrec.data.scenes).

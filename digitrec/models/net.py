@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
+from digitrec.models import config
 from digitrec.models.heads import RNNHead, SeparateHead, SharedHead
 from digitrec.models.trunk import ConvTrunk
 
-HEADS = {"separate": SeparateHead, "shared": SharedHead, "rnn": RNNHead}
+HEADS = dict(zip(config.HEADS, (SeparateHead, SharedHead, RNNHead), strict=True))
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -38,24 +37,20 @@ class DigitNet(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 1,
-        height: int = 28,
-        width: int = 112,
         max_len: int = 5,
         blank: bool = False,
         head: str = "separate",
-        depth: int = 5,
-        widths: Sequence[int] = (16, 32, 32, 64, 64),
         channels_last: bool = True,
         attention: bool = False,
         **trunk_kwargs,
     ):
+        """`trunk_kwargs`: digitrec.models.config.TrunkConfig's fields (input size, depth, ...)."""
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"model.head={head!r}: expected one of {sorted(HEADS)}")
         self.max_len, self.blank = max_len, blank
-        self.input_shape = (in_channels, height, width)
-        self.trunk = ConvTrunk(in_channels, height, width, depth, widths, **trunk_kwargs)
+        self.trunk = ConvTrunk(**trunk_kwargs)
+        self.input_shape = self.trunk.input_shape
         if attention and head != "rnn":
             raise ValueError(f"model.attention=true needs model.head=rnn (got {head!r})")
         head_kwargs = {"attention_features": self.trunk.column_features} if attention else {}

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from digitrec.models.config import TrunkConfig
+
 
 def _widths(widths: Sequence[int], depth: int) -> list[int]:
     """`depth` conv widths: the list as given, its last value repeated when it is too short."""
@@ -125,90 +127,75 @@ class ConvTrunk(nn.Module):
     columns flattened, through the fully connected layers, (B, num_features).
     """
 
-    def __init__(
-        self,
-        in_channels: int = 1,
-        height: int = 28,
-        width: int = 112,
-        depth: int = 5,
-        widths: Sequence[int] = (16, 32, 32, 64, 64),
-        kernel_size: int = 3,
-        first_kernel_size: int = 5,
-        first_stride: int = 1,
-        pool: Sequence[bool | int] = (True, False),
-        pool_padding: str = "valid",
-        min_pool_size: int = 3,
-        batch_norm: bool = True,
-        maxout: int = 1,
-        subtractive_norm: bool = False,
-        conv_dropout: float = 0.0,
-        locally_connected: int = 0,
-        lc_kernel_size: int = 3,
-        fc: Sequence[int] = (512,),
-        fc_dropout: float = 0.3,
-        context: str | None = None,
-        context_size: int = 128,
-    ):
+    def __init__(self, **kwargs):
         super().__init__()
-        if pool_padding not in ("valid", "same"):
-            raise ValueError(f"model.pool_padding={pool_padding!r}: expected 'valid' or 'same'")
-        if maxout < 1:
-            raise ValueError(f"model.maxout={maxout}: expected 1 (off) or more pieces")
-        if context not in (None, "gru"):
-            raise ValueError(f"model.context={context!r}: expected null or 'gru'")
-        strides = [_pool_stride(p) for p in pool] or [0]
+        self.config = cfg = TrunkConfig(**kwargs)  # defaults and choices: digitrec.models.config
+        self.input_shape = (cfg.in_channels, cfg.height, cfg.width)
+        blocks, (c, h, w) = self._conv_blocks(cfg)
+        self.conv = nn.Sequential(*blocks)
+        self.local = None
+        if cfg.locally_connected:
+            local: list[nn.Module] = [
+                LocallyConnected2d(c, cfg.locally_connected, h, w, cfg.lc_kernel_size),
+                nn.ReLU(inplace=True),
+            ]
+            if cfg.fc_dropout > 0:
+                local.append(nn.Dropout(cfg.fc_dropout))
+            self.local = nn.Sequential(*local)
+            c = cfg.locally_connected
+        self.map_shape = (c, h, w)
+        # context="gru": a bidirectional GRU along the map's columns (left to right, as the digits
+        # are read), so each column knows what lies to its left and right (CRNN, Shi et al. 2015)
+        self.context = (
+            nn.GRU(c * h, cfg.context_size, batch_first=True, bidirectional=True)
+            if cfg.context
+            else None
+        )
+        self.column_features = 2 * cfg.context_size if cfg.context else c * h
+        dims = [self.column_features * w, *cfg.fc]
+        fc_layers: list[nn.Module] = []
+        for d_in, d_out in zip(dims[:-1], dims[1:], strict=True):
+            fc_layers += [nn.Linear(d_in, d_out), nn.ReLU(inplace=True)]
+            if cfg.fc_dropout > 0:
+                fc_layers.append(nn.Dropout(cfg.fc_dropout))
+        self.fc = nn.Sequential(*fc_layers)
+        self.num_features = dims[-1]
+
+    @staticmethod
+    def _conv_blocks(cfg: TrunkConfig) -> tuple[list[nn.Module], tuple[int, int, int]]:
+        """The conv blocks (conv, batch norm, ReLU or maxout, pooling, normalization, dropout)
+        and the shape of the map they leave."""
+        strides = [_pool_stride(p) for p in cfg.pool] or [0]
         blocks: list[nn.Module] = []
-        c, h, w = in_channels, height, width
-        for i, out in enumerate(_widths(widths, depth)):
-            k, stride = (first_kernel_size, first_stride) if i == 0 else (kernel_size, 1)
-            pieces = maxout if i == 0 else 1
+        c, h, w = cfg.in_channels, cfg.height, cfg.width
+        for i, out in enumerate(_widths(cfg.widths, cfg.depth)):
+            k, stride = (
+                (cfg.first_kernel_size, cfg.first_stride) if i == 0 else (cfg.kernel_size, 1)
+            )
+            pieces = cfg.maxout if i == 0 else 1
+            bias = not cfg.batch_norm
             layer: list[nn.Module] = [
-                nn.Conv2d(c, out * pieces, k, stride=stride, padding=k // 2, bias=not batch_norm)
+                nn.Conv2d(c, out * pieces, k, stride=stride, padding=k // 2, bias=bias)
             ]
             h, w = (h + 2 * (k // 2) - k) // stride + 1, (w + 2 * (k // 2) - k) // stride + 1
-            if batch_norm:
+            if cfg.batch_norm:
                 layer.append(nn.BatchNorm2d(out * pieces))
             layer.append(Maxout(pieces) if pieces > 1 else nn.ReLU(inplace=True))
             s = strides[i % len(strides)]
-            if s == 1 or (s >= 2 and min(h, w) // s >= min_pool_size):
-                if pool_padding == "same":
+            if s == 1 or (s >= 2 and min(h, w) // s >= cfg.min_pool_size):
+                if cfg.pool_padding == "same":
                     layer.append(MaxPoolSame(s))
                     h, w = -(-h // s), -(-w // s)
                 else:
                     layer.append(nn.MaxPool2d(2, s))
                     h, w = (h - 2) // s + 1, (w - 2) // s + 1
-            if subtractive_norm:
+            if cfg.subtractive_norm:
                 layer.append(SubtractiveNorm())
-            if conv_dropout > 0:
-                layer.append(nn.Dropout2d(conv_dropout))
+            if cfg.conv_dropout > 0:
+                layer.append(nn.Dropout2d(cfg.conv_dropout))
             blocks.append(nn.Sequential(*layer))
             c = out
-        self.conv = nn.Sequential(*blocks)
-        self.local = None
-        if locally_connected:
-            local: list[nn.Module] = [
-                LocallyConnected2d(c, locally_connected, h, w, lc_kernel_size),
-                nn.ReLU(inplace=True),
-            ]
-            if fc_dropout > 0:
-                local.append(nn.Dropout(fc_dropout))
-            self.local = nn.Sequential(*local)
-            c = locally_connected
-        self.map_shape = (c, h, w)
-        # context="gru": a bidirectional GRU along the map's columns (left to right, as the digits
-        # are read), so each column knows what lies to its left and right (CRNN, Shi et al. 2015)
-        self.context = (
-            nn.GRU(c * h, context_size, batch_first=True, bidirectional=True) if context else None
-        )
-        self.column_features = 2 * context_size if context else c * h
-        dims = [self.column_features * w, *fc]
-        fc_layers: list[nn.Module] = []
-        for d_in, d_out in zip(dims[:-1], dims[1:], strict=True):
-            fc_layers += [nn.Linear(d_in, d_out), nn.ReLU(inplace=True)]
-            if fc_dropout > 0:
-                fc_layers.append(nn.Dropout(fc_dropout))
-        self.fc = nn.Sequential(*fc_layers)
-        self.num_features = dims[-1]
+        return blocks, (c, h, w)
 
     def forward_map(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from digitrec import checkpoints
 from digitrec.checkpoints import CheckpointError
+from digitrec.io import first_line
 from digitrec.tasks.base import TaskModule, to_input
 from digitrec.tasks.localizer import BoxLocalizer
 from digitrec.tasks.reader import DigitReader
@@ -42,7 +43,7 @@ def load_task(path: str | Path, key: str | None = None) -> TaskModule:
         module = cls(**ckpt.hyper_parameters)
         module.load_state_dict(ckpt.state["state_dict"])
     except (TypeError, ValueError, KeyError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise CheckpointError(
             f"{where}: its weights do not fit a {cls.__name__} ({first[:300]})"
         ) from None

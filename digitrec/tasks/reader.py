@@ -14,11 +14,11 @@ import torch.nn.functional as F
 from digitrec.data.sequences import labels_to_string
 from digitrec.io import atomic_write_bytes
 from digitrec.models import DigitNet
+from digitrec.models.config import LOSSES
 from digitrec.plots import prediction_grid
 from digitrec.tasks import decode
 from digitrec.tasks.base import TaskModule, to_input
 
-LOSSES = ("mask", "blank")
 # an SVHN crop reader's recipe before checkpoints carried it (the paper's: union box + 30%,
 # 64 x 64, center 54 x 54)
 SVHN_CROP = {"kind": "crop", "expand": 0.3, "image_size": 64, "crop": 54}

@@ -17,6 +17,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
+from digitrec.io import atomic_write_text
 from digitrec.tracking.store import (
     MAX_PARAM_LEN,
     PARENT_FILE,
@@ -161,9 +162,7 @@ class SweepParentRun(Callback):
         if parent_id is None:
             parent_id = client.create_run(exp, tags=tags).info.run_id
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        tmp = sweep_dir / f".{PARENT_FILE}.tmp"
-        tmp.write_text(parent_id)
-        tmp.replace(sweep_dir / PARENT_FILE)
+        atomic_write_text(sweep_dir / PARENT_FILE, parent_id)
         log.info(
             "MLflow sweep parent run %s (experiment %s)", parent_id, config.tracking.experiment
         )

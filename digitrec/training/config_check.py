@@ -19,6 +19,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from digitrec.io import first_line
+from digitrec.models.config import CONTEXTS, HEADS, LOSSES, POOL_PADDINGS
+
 
 class ConfigError(ValueError):
     """A config value of the wrong type, out of range, or not one of the choices."""
@@ -107,10 +110,10 @@ RULES: dict[str, Rule] = {
     "model.first_kernel_size": integer(1, "first kernel size"),
     "model.first_stride": integer(1, "first stride"),
     "model.maxout": integer(1, "maxout pieces"),
-    "model.head": choice("head", "separate", "shared", "rnn"),
-    "model.loss": choice("loss", "mask", "blank"),
-    "model.context": choice("context", None, "gru"),
-    "model.pool_padding": choice("pool padding", "valid", "same"),
+    "model.head": choice("head", *HEADS),
+    "model.loss": choice("loss", *LOSSES),
+    "model.context": choice("context", *CONTEXTS),
+    "model.pool_padding": choice("pool padding", *POOL_PADDINGS),
     "model.conv_dropout": number("dropout", 0, 1),
     "model.fc_dropout": number("dropout", 0, 1),
     "model.dropout": number("dropout", 0, 1),
@@ -128,6 +131,11 @@ RULES: dict[str, Rule] = {
         lambda v: v is None or v == -1 or (_is_int(v) and v >= 1),
     ),
     "trainer.log_every_n_steps": integer(1, "logging interval"),
+    "trainer.gradient_clip_val": Rule(
+        "gradient clipping norm",
+        "a number > 0 or null",
+        lambda v: v is None or (_is_number(v) and v > 0),
+    ),
     "trainer.accumulate_grad_batches": integer(1, "gradient accumulation"),
     "tracking.objective_mode": choice("objective mode", "max", "min"),
     "tracking.monitor_mode": choice("monitor mode", "max", "min"),
@@ -163,7 +171,7 @@ def resolved(cfg: DictConfig) -> dict:
             for k in keys
         }
     except Exception as e:  # omegaconf's interpolation and missing-value errors
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise ConfigError(f"Invalid config: {first}") from None
 
 

@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from digitrec import checkpoints
 from digitrec.checkpoints import CheckpointError
+from digitrec.io import first_line
 from digitrec.registry import log_checkpoint_model
 from digitrec.tracking import RunTracker
 from digitrec.training.callbacks import RunIdInCheckpoint
@@ -66,7 +67,7 @@ def init_weights(model: pl.LightningModule, path: str) -> None:
     try:
         model.load_state_dict(state["state_dict"])
     except (KeyError, RuntimeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise CheckpointError(
             f"init_from={path}: its weights do not fit this model ({first}); "
             "use the same model config it was trained with"

@@ -5,7 +5,7 @@
 
 Starts digitrec-serve on 127.0.0.1 with the given models; Chromium's fake camera films a
 rendered SYNTHETIC house number (a plate with "1729" in one of this machine's fonts, the frame
-tests/test_live_app.py uses); the draw mode gets MNIST *test* digits traced with the mouse (the
+tests/e2e/test_live_app.py uses); the draw mode gets MNIST *test* digits traced with the mouse (the
 test's tracing). Writes draw.png, camera.png and upload.png beside this file (each a temporary
 file, then renamed) and prints what each mode read. Needs chromium + chromedriver and
 DIGITREC_DATA_DIR with MNIST.

@@ -9,6 +9,7 @@ import logging
 import os
 import tarfile
 import urllib.error
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -26,7 +27,7 @@ from digitrec.datamodules import SVHNDataModule, crop_batch
 def svhn_shared():
     """../shared/data/svhn (real labels and fixture files): skip locally, fail in CI."""
     path = os.environ.get("DIGITREC_DATA_DIR", str(REPO.parent / "shared" / "data"))
-    root = svhn.Path(path) / "svhn"
+    root = Path(path) / "svhn"
     if not (root / "fixtures" / "train" / "digitStruct.mat").is_file():
         message = f"no SVHN fixtures under {root}/fixtures"
         unavailable(message)
@@ -235,7 +236,7 @@ def test_cache_is_keyed_by_the_preprocessing_and_never_half_written(tmp_path, mo
             raise RuntimeError("killed")
         return real(*args)
 
-    monkeypatch.setattr(svhn, "preprocess", dies)
+    monkeypatch.setattr(svhn.cache, "preprocess", dies)  # where build_cache looks it up
     q = svhn.Preprocessing(expand=0.5)
     with pytest.raises(RuntimeError, match="killed"):
         svhn.build_cache(root, "train", q, download=False, progress=False, workers=1)
@@ -454,7 +455,7 @@ def test_a_png_folder_with_json_labels_is_a_split(rendered, tmp_path, monkeypatc
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     real_access = os.access
     monkeypatch.setattr(
-        svhn.os, "access", lambda p, mode: False if str(p) == str(root) else real_access(p, mode)
+        os, "access", lambda p, mode: False if str(p) == str(root) else real_access(p, mode)
     )  # (root may write anywhere)
     path = svhn.build_cache(root, "test", svhn.Preprocessing(), download=False, progress=False)
     assert path.is_relative_to(tmp_path / "xdg" / "digitrec") and not (root / "cache").exists()
@@ -582,7 +583,7 @@ def test_street_command_takes_style_knobs_and_refuses_a_read_only_folder(
     assert "--set 'glitter=1': expected KEY=VALUE" in capsys.readouterr().err
     real_access = os.access
     monkeypatch.setattr(
-        svhn.os, "access", lambda p, mode: False if str(p) == str(out) else real_access(p, mode)
+        os, "access", lambda p, mode: False if str(p) == str(out) else real_access(p, mode)
     )
     assert cli.main(args) == 1
     assert f"{out}: read-only; pass --out DIR" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 from digitrec.tasks import DigitReader, load_task
 from digitrec.training.train import build, train
 
-# SVHN experiments need a format-1 folder: tests/test_svhn.py and tests/test_reading.py run
+# SVHN experiments need a format-1 folder: tests/integration/test_svhn.py and tests/integration/test_reading.py run
 # them on a rendered one
 SVHN_EXPERIMENTS = {
     "paper_svhn",

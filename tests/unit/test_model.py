@@ -223,9 +223,9 @@ def test_goodfellow_on_54x54_rgb_has_the_papers_layers_and_parameter_count(tmp_p
 
 def test_pooling_strides_and_same_padding():
     t = ConvTrunk(
-        1,
-        28,
-        112,
+        in_channels=1,
+        height=28,
+        width=112,
         depth=4,
         widths=[4],
         kernel_size=5,

@@ -190,9 +190,20 @@ def report(ctx: Context, client: MlflowClient, runs: dict[str, list], out: Path)
         }
     plots(depth_rows, curves, best, out, short)
 
-    p = ctx.profile
     n_test = len(curves[short][0]) if curves.get(short) is not None else None
     n_real = _metric(best, f"{PREFIX}/n")
+    lines = _intro(ctx, runs, best, n_real)
+    lines += _paper_table(best, short, n_test, n_real)
+    lines += _depth_section(depth_rows, short)
+    lines += _coverage_and_heads(ctx, runs, best, short)
+    text = "\n".join(lines)
+    atomic_write_bytes(out / "README.md", text.encode())
+    return text
+
+
+def _intro(ctx: Context, runs: dict[str, list], best, n_real) -> list[str]:
+    """The report's opening: what made it, on what, its MLflow runs, its deviations."""
+    p = ctx.profile
     real_dir = best.data.tags.get(f"{PREFIX}.images") if best is not None else None
     real_text = (
         f"real SVHN test images (`{real_dir}`, n={int(n_real)})"
@@ -248,6 +259,12 @@ def report(ctx: Context, client: MlflowClient, runs: dict[str, list], out: Path)
             "",
         ]
         lines += [f"- {d}" for d in p.deviations]
+    return lines
+
+
+def _paper_table(best, short: str, n_test, n_real) -> list[str]:
+    """The paper's headline figures beside the best depth's."""
+    lines: list[str] = []
     lines += [
         "",
         "## The paper's table beside ours",
@@ -272,6 +289,12 @@ def report(ctx: Context, client: MlflowClient, runs: dict[str, list], out: Path)
         lines.append(
             f"| {name} | {_pct(PAPER[key])} | {_pct(_metric(best, f'test/{key}'))} | {real} |"
         )
+    return lines
+
+
+def _depth_section(depth_rows: list[dict], short: str) -> list[str]:
+    """(a) sequence accuracy against depth, the paper's Figure 5 beside ours."""
+    lines: list[str] = []
     lines += [
         "",
         "## (a) Sequence accuracy vs depth (the paper's Figure 5)",
@@ -287,6 +310,12 @@ def report(ctx: Context, client: MlflowClient, runs: dict[str, list], out: Path)
             f"{_pct(row['val'])} | {_pct(row['test'])} | {_real(row['run'])} | "
             f"{'–' if fit is None else f'{fit:,.0f}'} | `{row['run'].info.run_id}` |"
         )
+    return lines
+
+
+def _coverage_and_heads(ctx: Context, runs: dict[str, list], best, short: str) -> list[str]:
+    """(b) coverage at 98% accuracy, (c) separate vs shared vs recurrent heads."""
+    lines: list[str] = []
     lines += [
         "",
         "![accuracy vs depth](depth.png)",
@@ -329,6 +358,4 @@ def report(ctx: Context, client: MlflowClient, runs: dict[str, list], out: Path)
         f"separate head at depth {HEADS_DEPTH} is the depth sweep's run.",
         "",
     ]
-    text = "\n".join(lines)
-    atomic_write_bytes(out / "README.md", text.encode())
-    return text
+    return lines
