@@ -18,6 +18,8 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
+from digitrec.paths import PACKAGE
+
 ARTIFACT_PATH = "model"  # where each run logs its model: runs:/<id>/model
 
 
@@ -96,7 +98,7 @@ def log_reader_model(
             signature=signature,
             input_example=example,
             registered_model_name=registered_model_name,
-            code_paths=[str(Path(__file__).resolve().parents[1])],  # the digitrec package
+            code_paths=[str(PACKAGE)],  # the digitrec package
             pip_requirements=requirements(),
         )
 
