@@ -181,10 +181,9 @@ def check_row(folder: Path, file: str, number: str, max_len: int) -> Path:
 
 def run_folder(model, folder: Path, batch_size: int) -> int:
     """One JSON line per labels.csv row, in its order, then the totals; returns the errors."""
-    from digitrec.data.sequences import PAD, labels_to_string
+    from digitrec.data.sequences import labels_to_string
     from digitrec.evaluation.scoring import predict
     from digitrec.inference.images import ImageError, load_image
-    from digitrec.tasks import decode
 
     rows = read_labels(folder)
     channels, height, width = input_shape(model)
@@ -242,8 +241,20 @@ def run_folder(model, folder: Path, batch_size: int) -> int:
             flush(pending)
     flush(pending)
 
-    read = len(rows) - errors
-    totals = {"total": True, "files": len(rows), "read": read, "errors": errors, "n": read}
+    totals = _totals(len(rows), errors, results, max_len)
+    _emit(totals)
+    if errors:
+        print_error(f"{errors} of the {len(rows)} files in {folder / LABELS} could not be read")
+    return errors
+
+
+def _totals(files: int, errors: int, results: list, max_len: int) -> dict:
+    """The totals line: counts, and the metrics over every file read (null when none was)."""
+    from digitrec.data.sequences import PAD
+    from digitrec.tasks import decode
+
+    read = files - errors
+    totals = {"total": True, "files": files, "read": read, "errors": errors, "n": read}
     if results:
         decoded = decode.Decoded(
             *(
@@ -260,10 +271,7 @@ def run_folder(model, folder: Path, batch_size: int) -> int:
         totals.update(round_values(decode.metrics(decoded, logits, length, digits)))
     else:
         totals.update(dict.fromkeys(METRICS))  # nothing read: no figures (null)
-    _emit(totals)
-    if errors:
-        print_error(f"{errors} of the {len(rows)} files in {folder / LABELS} could not be read")
-    return errors
+    return totals
 
 
 # ------------------------------------------------------------------------------- command

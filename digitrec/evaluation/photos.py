@@ -177,6 +177,12 @@ def evaluate(reader: PhotoReader, items: list[Item], progress: bool = True) -> d
                     else:
                         misses[misread] += 1
         rows.append(row)
+    return _summary(reader, rows, errors, seconds, misses)
+
+
+def _summary(reader: PhotoReader, rows: list, errors: list, seconds: list, misses: dict) -> dict:
+    """Accuracy of each way of reading (overall, by length, by group), the localization's IoU and
+    what the two-stage reading lost, the median time, the settings and every reading."""
     ways = [way for way in WAYS if any(way in r["read"] for r in rows)]
     by_length = {way: _accuracy(rows, way, lambda r: len(r["number"])) for way in ways}
     ious = [r["iou"] for r in rows if "iou" in r]
