@@ -111,3 +111,36 @@ def box_grid(
         ax.set_title(f"IoU {iou[i]:.2f}", fontsize=8, color="black" if iou[i] >= 0.5 else "red")
     fig.suptitle("true box (green), predicted (red) — misses (IoU < 0.5) titled in red", fontsize=9)
     return _save(fig, Path(path), dpi=100)
+
+
+def detection_grid(
+    images: np.ndarray,
+    true: list[np.ndarray],
+    pred: list[np.ndarray],
+    path: str | Path,
+    n: int = 12,
+    cols: int = 4,
+) -> Path:
+    """A PNG of photos (N, 3, H, W) with their true number boxes (green) and the detector's
+    (red, with scores); boxes are x0, y0, x1, y1 (+ score) in the image's pixels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    picks = list(range(min(n, len(images))))
+    rows = max(1, -(-len(picks) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.6, rows * 2.6), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, picks, strict=False):
+        ax.imshow(images[i].transpose(1, 2, 0))
+        for color, boxes in (("lime", true[i]), ("red", pred[i])):
+            for b in boxes:
+                x0, y0, x1, y1 = (float(v) for v in b[:4])
+                ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color=color, lw=1))
+                if len(b) > 4:
+                    ax.text(x0, y0, f"{float(b[4]):.2f}", color="red", fontsize=6)
+    fig.suptitle("true boxes (green), detected (red, score)", fontsize=9)
+    return _save(fig, Path(path), dpi=100)

@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 LABELS = "labels.json"
 
 
@@ -95,3 +97,36 @@ def read_split(folder: str | Path) -> list[Photo]:
         )
         photos.append(Photo(folder / name, width, height, boxes))
     return photos
+
+
+def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """An RGB image scaled to fit `size` x `size` (aspect kept) on black: (square, scale,
+    (dx, dy)); a point (x, y) of the image is (x * scale + dx, y * scale + dy) on the square."""
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (nw, nh), interpolation=interpolation)
+    out = np.zeros((size, size, 3), np.uint8)
+    dy, dx = (size - nh) // 2, (size - nw) // 2
+    out[dy : dy + nh, dx : dx + nw] = resized
+    return out, scale, (dx, dy)
+
+
+def load_photos(photos: list[Photo], size: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The photos letterboxed to `size` (N, size, size, 3) uint8, and each one's number boxes
+    (n, 4) float32 moved with it. A photo that does not decode is a one-line error naming it."""
+    import cv2
+
+    images = np.zeros((len(photos), size, size, 3), np.uint8)
+    boxes = []
+    for i, p in enumerate(photos):
+        bgr = cv2.imread(str(p.path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ValueError(f"{p.path}: not a readable image")
+        images[i], scale, (dx, dy) = letterbox(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size)
+        b = np.array([n.box for n in p.numbers], np.float32).reshape(-1, 4)
+        boxes.append(b * scale + np.array([dx, dy, dx, dy], np.float32))
+    return images, boxes

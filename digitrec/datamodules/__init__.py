@@ -18,6 +18,7 @@ from digitrec.datamodules.sequences import (
     SequenceDataModule,
     SequenceStream,
 )
+from digitrec.datamodules.street_photos import StreetPhotoDataModule
 from digitrec.datamodules.svhn import CroppedStream, ImageBatches, SVHNDataModule, crop_batch
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "ImageBatches",
     "SVHNDataModule",
     "SceneDataModule",
+    "StreetPhotoDataModule",
     "SceneStream",
     "SeededStream",
     "SequenceDataModule",

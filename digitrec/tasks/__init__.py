@@ -12,12 +12,25 @@ from digitrec import checkpoints
 from digitrec.checkpoints import CheckpointError
 from digitrec.io import first_line
 from digitrec.tasks.base import TaskModule, to_input
+from digitrec.tasks.detector import NumberDetector
 from digitrec.tasks.localizer import BoxLocalizer
 from digitrec.tasks.reader import DigitReader
 
-TASKS: dict[str, type[TaskModule]] = {"reader": DigitReader, "localizer": BoxLocalizer}
+TASKS: dict[str, type[TaskModule]] = {
+    "reader": DigitReader,
+    "localizer": BoxLocalizer,
+    "detector": NumberDetector,
+}
 
-__all__ = ["TASKS", "BoxLocalizer", "DigitReader", "TaskModule", "load_task", "to_input"]
+__all__ = [
+    "TASKS",
+    "BoxLocalizer",
+    "DigitReader",
+    "NumberDetector",
+    "TaskModule",
+    "load_task",
+    "to_input",
+]
 
 
 def legacy_task(hyper_parameters: dict) -> str:

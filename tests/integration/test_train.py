@@ -19,6 +19,7 @@ SVHN_EXPERIMENTS = {
     "localizer",
     "photo_reader_real",
     "localizer_real",
+    "detector",  # real street photos: tests/integration/test_detector_train.py
 }
 EXPERIMENTS = sorted(
     p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml") if p.stem not in SVHN_EXPERIMENTS
