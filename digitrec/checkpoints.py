@@ -1,6 +1,7 @@
 """Checkpoints: the one loader, its one-line errors, and what a checkpoint says about itself.
 
-A digitrec checkpoint is a Lightning checkpoint with one more entry, `digitrec`:
+A digitrec checkpoint is a Lightning checkpoint with the MLflow run that wrote it
+(`mlflow_run_id`) and an entry `digitrec`:
 
     {"format": 1, "task": "reader" | "localizer" | ..., "preprocessing": {...}}
 

@@ -1,6 +1,6 @@
 """A task's network as TorchScript and ONNX, checked against PyTorch (digitrec-export).
 
-Each graph takes uint8 RGB images (B, 3, H, W) (any batch size) and does its own normalization
+Each graph takes uint8 images (B, C, H, W), the model's input shape (any batch size), and does its own normalization
 (the reader's mean subtraction included): the reader returns (length_logits (B, max_len + 2),
 digit_logits (B, max_len, 10)), decoded as digitrec.tasks.decode.joint_decode does; the localizer
 returns boxes (B, 4), normalized x0, y0, x1, y1. `export.json` says which file is which, their
