@@ -42,7 +42,7 @@ from digitrec.evaluation.photos import (
 )
 from digitrec.inference.pipeline import PhotoReader
 from digitrec.io import atomic_write_bytes, one_line
-from digitrec.registry import resolve
+from digitrec.registry import resolve_reader
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             *(i for d in args.svhn for i in svhn_items(Path(d))),
             *(i for d in args.scenes for i in scene_items(Path(d))),
         ][: args.limit]
-        reader_file, bundled = resolve(args.checkpoint)  # a path, models:/... or runs:/...
-        localizer = resolve(args.localizer)[0] if args.localizer else bundled
+        reader_file, localizer = resolve_reader(args.checkpoint, args.localizer)  # or models:/...
         reader = PhotoReader.from_checkpoints(reader_file, localizer, fallback=args.fallback)
     except (FileNotFoundError, ValueError) as e:
         print(f"digitrec-evaluate-photos: {one_line(e)}", file=sys.stderr)

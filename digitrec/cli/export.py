@@ -20,7 +20,7 @@ from pathlib import Path
 from digitrec.cli._common import cli_parser
 from digitrec.inference.export import export
 from digitrec.io import atomic_write_bytes
-from digitrec.registry import resolve
+from digitrec.registry import resolve_reader
 from digitrec.tasks import load_task
 
 
@@ -35,8 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        reader, bundled = resolve(args.checkpoint)  # a path, models:/... or runs:/...
-        localizer = resolve(args.localizer)[0] if args.localizer else bundled
+        reader, localizer = resolve_reader(args.checkpoint, args.localizer)  # or models:/...
         modules = {"reader": load_task(reader)}
         if localizer:
             modules["localizer"] = load_task(localizer, "--localizer")

@@ -128,6 +128,22 @@ class BatchDataModule(pl.LightningDataModule):
         )
 
 
+def check_square_rgb(size: int, channels: int, height: int, width: int) -> None:
+    """data.channels/height/width (which the model config reads) must be RGB data.size squares."""
+    if (height, width) != (size, size) or channels != 3:
+        raise ValueError(
+            f"data.height={height}, data.width={width}, data.channels={channels}: "
+            f"expected {size}, {size}, 3 (data.size)"
+        )
+
+
+def refuse_augmentation(transform, data: str, why: str) -> None:
+    """A datamodule with boxes takes no albumentations pipeline (the boxes would have to move
+    with it): a non-empty one is an error, not silently dropped."""
+    if transform is not None:
+        raise ValueError(f"augmentation: data={data} {why}; use augmentation=none")
+
+
 @dataclasses.dataclass
 class DatasetInfo:
     """What a run read, without its arrays: logged as an MLflow dataset input (its Datasets

@@ -18,7 +18,9 @@ from digitrec.datamodules.base import (
     SeededStream,
     WholeBatches,
     batch_schema,
+    check_square_rgb,
     held_out,
+    refuse_augmentation,
 )
 from digitrec.datamodules.sequences import _albumentations_fn
 from digitrec.datamodules.svhn import rendered_tags, svhn_name, svhn_source
@@ -130,16 +132,13 @@ class SceneDataModule(BatchDataModule):
         width: int = 128,
     ):
         super().__init__()
-        if _albumentations_fn(augmentation) is not None:  # boxes would have to move with it
-            raise ValueError(
-                "augmentation: data=scenes draws its own variety (zoom, scale, aspect, "
-                "backgrounds) and applies no albumentations pipeline; use augmentation=none"
-            )
-        if (height, width) != (size, size) or channels != 3:
-            raise ValueError(
-                f"data.height={height}, data.width={width}, data.channels={channels}:"
-                f" expected {size}, {size}, 3 (data.size)"
-            )
+        refuse_augmentation(
+            _albumentations_fn(augmentation),
+            "scenes",
+            "draws its own variety (zoom, scale, aspect, backgrounds) and applies no "
+            "albumentations pipeline",
+        )
+        check_square_rgb(size, channels, height, width)
         mix_ok = 0 <= whole and 0 <= zoomed and whole + zoomed <= 1
         if not mix_ok or not 0 < scale[0] <= scale[1] <= 1:
             raise ValueError(

@@ -22,7 +22,9 @@ from digitrec.datamodules.base import (
     BatchDataModule,
     SeededStream,
     WholeBatches,
+    check_square_rgb,
     held_out,
+    refuse_augmentation,
 )
 from digitrec.datamodules.sequences import _albumentations_fn
 
@@ -45,11 +47,10 @@ class PhotoBatches(WholeBatches):
 
     def __init__(self, images: np.ndarray, boxes: list[np.ndarray], batch_size: int, max_boxes):
         super().__init__(len(images), batch_size)
-        self.images, self.box_list, self.max_boxes = images, boxes, max_boxes
-        self.box = boxes  # one entry per image (n_test)
+        self.images, self.box, self.max_boxes = images, boxes, max_boxes  # box: one per image
 
     def batch(self, sl: slice) -> dict[str, torch.Tensor]:
-        return _batch(self.images[sl], self.box_list[sl], self.max_boxes)
+        return _batch(self.images[sl], self.box[sl], self.max_boxes)
 
 
 class PhotoStream(SeededStream):
@@ -82,7 +83,7 @@ def svhn_photos(root: Path, split: str) -> list[Photo]:
         x0, y0, x1, y1 = (float(v) for v in svhn.union_box(r.boxes))
         number = "".join(str(int(d) % 10) for d in r.boxes[:, 0])
         box = NumberBox(number, (x0, y0, x1, y1), True, False)
-        out.append(Photo(folder / r.name, 0, 0, (box,)))
+        out.append(Photo(folder / r.name, 0, 0, (box,)))  # size 0: unknown until decoded
     return out
 
 
@@ -109,16 +110,12 @@ class StreetPhotoDataModule(BatchDataModule):
         width: int = 512,
     ):
         super().__init__()
-        if _albumentations_fn(augmentation) is not None:  # its boxes would have to move with it
-            raise ValueError(
-                "augmentation: data=street_photos applies no albumentations pipeline yet; "
-                "use augmentation=none"
-            )
-        if (height, width) != (size, size) or channels != 3:
-            raise ValueError(
-                f"data.height={height}, data.width={width}, data.channels={channels}: "
-                f"expected {size}, {size}, 3 (data.size)"
-            )
+        refuse_augmentation(
+            _albumentations_fn(augmentation),
+            "street_photos",
+            "applies no albumentations pipeline yet",
+        )
+        check_square_rgb(size, channels, height, width)
         self.root, self.svhn_root = Path(root), Path(svhn_root) if svhn_root else None
         self.size, self.max_boxes = size, max_boxes
         self.val_size, self.split_seed, self.train_size = val_size, split_seed, train_size

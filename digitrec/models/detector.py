@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from digitrec.models.net import count_macs, count_parameters
+from digitrec.models.net import model_cost
 
 STRIDE = 4  # output cells per input pixel, each way
 
@@ -66,8 +66,7 @@ class CenterNet(nn.Module):
         self.to(memory_format=self.memory_format)
 
     def cost(self) -> dict[str, int]:
-        example = torch.zeros(1, *self.input_shape, device=next(self.parameters()).device)
-        return {"parameters": count_parameters(self), "macs_per_image": count_macs(self, example)}
+        return model_cost(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = []

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from digitrec.models.net import count_macs, count_parameters
+from digitrec.models.net import model_cost
 
 
 def box_iou(a: torch.Tensor, b: torch.Tensor, generalized: bool = False) -> torch.Tensor:
@@ -79,8 +79,7 @@ class BoxNet(nn.Module):
         self.to(memory_format=self.memory_format)
 
     def cost(self) -> dict[str, int]:
-        example = torch.zeros(1, *self.input_shape, device=next(self.parameters()).device)
-        return {"parameters": count_parameters(self), "macs_per_image": count_macs(self, example)}
+        return model_cost(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         raw = torch.sigmoid(

@@ -16,6 +16,12 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def model_cost(model: nn.Module) -> dict[str, int]:
+    """Parameters and multiply-adds per image of a network with an `input_shape`."""
+    example = torch.zeros(1, *model.input_shape, device=next(model.parameters()).device)
+    return {"parameters": count_parameters(model), "macs_per_image": count_macs(model, example)}
+
+
 @torch.no_grad()
 def count_macs(model: nn.Module, example: torch.Tensor) -> int:
     """Multiply-accumulates of one forward pass on `example` (eval mode), counted by PyTorch's
@@ -61,8 +67,7 @@ class DigitNet(nn.Module):
 
     def cost(self) -> dict[str, int]:
         """Parameters and multiply-adds per image (one image of the configured size)."""
-        example = torch.zeros(1, *self.input_shape, device=next(self.parameters()).device)
-        return {"parameters": count_parameters(self), "macs_per_image": count_macs(self, example)}
+        return model_cost(self)
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The trunk's columns (B, W, D), left to right, and its output features (B, F)."""

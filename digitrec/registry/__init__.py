@@ -19,6 +19,7 @@ __all__ = [
     "log_checkpoint_model",
     "open_reader",
     "resolve",
+    "resolve_reader",
 ]
 
 
@@ -27,11 +28,22 @@ def log_checkpoint_model(checkpoint: str | Path):
     any other task with the PyTorch flavor. MLflow's ModelInfo."""
     from digitrec.registry.pyfunc import log_reader_model
     from digitrec.registry.pytorch_model import log_pytorch_model
-    from digitrec.tasks import legacy_task
+    from digitrec.tasks import task_name
 
     ckpt = checkpoints.load(checkpoint, needs=("state_dict", "hyper_parameters"))
-    task = ckpt.task or legacy_task(ckpt.hyper_parameters)
-    return (log_reader_model if task == "reader" else log_pytorch_model)(checkpoint)
+    reader = task_name(ckpt) == "reader"
+    return (log_reader_model if reader else log_pytorch_model)(checkpoint)
+
+
+def resolve_reader(
+    reader: str | Path, localizer: str | Path | None = None, tracking_uri=None
+) -> tuple[Path, Path | None]:
+    """(the reader's checkpoint file, the localizer's or None) for paths or model URIs: the
+    localizer given, else the one a logged two-stage model brings."""
+    reader_file, bundled = resolve(reader, tracking_uri)
+    if localizer is not None:
+        return reader_file, resolve(localizer, tracking_uri)[0]
+    return reader_file, bundled
 
 
 def open_reader(reader: str | Path, localizer: str | Path | None = None, tracking_uri=None, **kw):
@@ -39,7 +51,4 @@ def open_reader(reader: str | Path, localizer: str | Path | None = None, trackin
     two-stage model brings its localizer)."""
     from digitrec.inference.pipeline import open_reader as open_files
 
-    reader, bundled = resolve(reader, tracking_uri)
-    if localizer is not None:
-        localizer = resolve(localizer, tracking_uri)[0]
-    return open_files(reader, localizer if localizer is not None else bundled, **kw)
+    return open_files(*resolve_reader(reader, localizer, tracking_uri), **kw)

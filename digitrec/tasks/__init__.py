@@ -39,6 +39,11 @@ def legacy_task(hyper_parameters: dict) -> str:
     return "localizer" if "giou_weight" in hyper_parameters else "reader"
 
 
+def task_name(ckpt: checkpoints.Checkpoint) -> str:
+    """The task a checkpoint holds: the one it names, else (an old checkpoint) its legacy task."""
+    return ckpt.task or legacy_task(ckpt.hyper_parameters)
+
+
 def load_task(path: str | Path, key: str | None = None) -> TaskModule:
     """The task module a checkpoint holds, in eval mode, with its preprocessing recipe (the one
     it carries, else the task's default). One-line errors naming `key` (or the path):
@@ -46,7 +51,7 @@ def load_task(path: str | Path, key: str | None = None) -> TaskModule:
     of a known task whose weights fit it."""
     ckpt = checkpoints.load(path, key, needs=("state_dict", "hyper_parameters"))
     where = f"{key}={path}" if key else str(path)
-    name = ckpt.task or legacy_task(ckpt.hyper_parameters)
+    name = task_name(ckpt)
     cls = TASKS.get(name)
     if cls is None:
         raise CheckpointError(
