@@ -36,7 +36,7 @@ PYVER  := $(shell $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -c 'im
 LOCK   := requirements/lock-linux-py$(PYVER).txt
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock train test test-fast bench ui ui-screenshot serve demo train-photo-reader peers sweep-mnist sweep-mnist-grid sweep-svhn reproduce-paper data-mnist data-notmnist data-svhn data-fonts data-street lint docs clean
+.PHONY: help install lock train test test-fast bench ui ui-screenshot serve demo train-photo-reader train-two-stage peers sweep-mnist sweep-mnist-grid sweep-svhn reproduce-paper data-mnist data-notmnist data-svhn data-fonts data-street lint docs clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -97,22 +97,27 @@ ui: $(STAMP) ## MLflow UI over the project's tracking store, on 127.0.0.1 (PORT=
 ui-screenshot: $(STAMP) ## PNG of a study's latest sweep compared in the MLflow UI (STUDY=mnist_search; headless Chromium)
 	$(BIN)/python experiments/mlflow_ui/screenshot.py $(STUDY) --uri sqlite:///$(CURDIR)/mlflow.db
 
-serve: $(STAMP) ## web page reading uploaded photos, on 127.0.0.1 (READER=, LOCALIZER= checkpoints)
-	@test -n "$(READER)" || { echo "make serve: set READER=<reader best.ckpt> (and LOCALIZER=<localizer best.ckpt>); see docs/how-to/photos.md" >&2; exit 2; }
+serve: $(STAMP) ## web page reading uploaded photos, on 127.0.0.1 (the shipped models, or READER= [LOCALIZER=])
 	$(BIN)/digitrec-serve $(READER) $(if $(LOCALIZER),--localizer $(LOCALIZER)) --port $(SERVE_PORT)
 
-demo: $(STAMP) ## the live page: photo, camera and draw modes with the models found; none at all: make train's first (MNIST_READER=, READER=, LOCALIZER=)
+demo: $(STAMP) ## the live page: photo, camera and draw modes with the models found, else the shipped ones (MNIST_READER=, READER=, LOCALIZER=)
 	$(BIN)/digitrec-demo --train-if-missing --port $(SERVE_PORT) $(if $(MNIST_READER),--mnist-reader $(MNIST_READER)) $(if $(READER),--reader $(READER)) $(if $(LOCALIZER),--localizer $(LOCALIZER))
 
-# the photo reader end to end: fonts → rendered stand-in (walls from real SVHN train images when
-# present) → reader and localizer on it → both fine-tuned on real SVHN train (svhn/real) when
-# present. Checkpoints: $(PHOTO)/{reader,localizer}_real/checkpoints/best.ckpt (or the stand-in
-# ones); experiments/photo_reader/README.md has the figures. STREET= another stand-in folder.
+# the photo reader end to end: the digit detector (experiment=detector) on the real street photos of
+# curtin_numbers/train, real SVHN train (svhn/real) when present and photo scenes rendered on the
+# fly, then packed as the shipped model would be: $(PHOTO)/pretrained/detector.ckpt (compare it
+# with digitrec/pretrained/detector.ckpt; its card says how that one was made). The older two-stage
+# reader (reader + localizer on a rendered stand-in): make train-two-stage.
 DATA   ?= $(or $(DIGITREC_DATA_DIR),.data)
 STREET ?= .data/street-v2
 REAL   ?= $(DATA)/svhn/real
 PHOTO  ?= outputs/photo_reader
-train-photo-reader: $(STAMP) ## the photo reader end to end: stand-in, reader, localizer, real fine-tunes (~1 h)
+train-photo-reader: $(STAMP) ## the photo reader end to end: the detector on real photos + scenes, packed (~45 min)
+	@test -f $(DATA)/curtin_numbers/train/labels.json || { echo "make train-photo-reader: no $(DATA)/curtin_numbers/train (set DIGITREC_DATA_DIR=)" >&2; exit 2; }
+	$(BIN)/digitrec-train experiment=detector $(if $(firstword $(wildcard $(REAL)/train/*.png)),data.svhn_root=$(REAL)) hydra.run.dir=$(PHOTO)/detector $(ARGS)
+	$(BIN)/digitrec-pretrained pack $(PHOTO)/detector/checkpoints/best.ckpt detector --out-dir $(PHOTO)/pretrained
+
+train-two-stage: $(STAMP) ## the older two-stage reader: stand-in, reader, localizer, real fine-tunes (~1 h)
 	$(BIN)/digitrec-data fonts --data-dir $(DATA)
 	test -f $(STREET)/test/digitStruct.mat || $(BIN)/digitrec-data street --data-dir $(DATA) --out $(STREET) \
 	    $(if $(firstword $(wildcard $(REAL)/train/*.png)),--set backgrounds=$(REAL)/train)
@@ -123,13 +128,12 @@ train-photo-reader: $(STAMP) ## the photo reader end to end: stand-in, reader, l
 	  $(BIN)/digitrec-train experiment=localizer_real data.root=$(REAL) init_from=$(PHOTO)/localizer/checkpoints/best.ckpt hydra.run.dir=$(PHOTO)/localizer_real $(ARGS); \
 	else echo "no real SVHN training images in $(REAL)/train: the stand-in models are the photo reader"; fi
 
-peers: $(STAMP) ## digitrec beside RapidOCR and Tesseract on the real images (READER=, LOCALIZER=; installs the peers)
-	@test -n "$(READER)" -a -n "$(LOCALIZER)" || { echo "make peers: set READER= and LOCALIZER= checkpoints (make train-photo-reader)" >&2; exit 2; }
+peers: $(STAMP) ## digitrec beside RapidOCR and Tesseract on the real images (the shipped detector, or READER= [LOCALIZER=]; installs the peers)
 	test -x .venv-peers/bin/python || $(PYTHON) -m venv .venv-peers
 	.venv-peers/bin/python -m pip install --disable-pip-version-check -q rapidocr-onnxruntime==1.4.4 pytesseract==0.3.13
 	command -v tesseract >/dev/null || apt-get install -y -q tesseract-ocr >/dev/null || { echo "make peers: install Tesseract 5 (Debian: apt-get install tesseract-ocr)" >&2; exit 2; }
 	mkdir -p $(PHOTO)/peers
-	$(BIN)/python experiments/photo_reader/peers.py read --engine digitrec --reader $(READER) --localizer $(LOCALIZER) --out $(PHOTO)/peers/digitrec.json
+	$(BIN)/python experiments/photo_reader/peers.py read --engine digitrec $(if $(READER),--reader $(READER)) $(if $(LOCALIZER),--localizer $(LOCALIZER)) --out $(PHOTO)/peers/digitrec.json
 	.venv-peers/bin/python experiments/photo_reader/peers.py read --engine rapidocr --out $(PHOTO)/peers/rapidocr.json
 	.venv-peers/bin/python experiments/photo_reader/peers.py read --engine tesseract --out $(PHOTO)/peers/tesseract.json
 	$(BIN)/python experiments/photo_reader/peers.py table $(PHOTO)/peers/digitrec.json $(PHOTO)/peers/rapidocr.json $(PHOTO)/peers/tesseract.json

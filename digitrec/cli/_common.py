@@ -15,9 +15,10 @@ def cli_parser(
     p.add_argument(
         "checkpoint",
         nargs="?" if reader_optional else None,
-        help="the reader: a checkpoint (a run's best.ckpt) or an MLflow "
+        help="the model: a detector's or a reader's checkpoint (a run's best.ckpt) or an MLflow "
         "model (models:/NAME@alias, runs:/RUN_ID/model; the tracking store is "
-        "$MLFLOW_TRACKING_URI, else ./mlflow.db)",
+        "$MLFLOW_TRACKING_URI, else ./mlflow.db)"
+        + ("; none: the pretrained detector (digitrec-pretrained list)" if reader_optional else ""),
     )
     p.add_argument(
         "--localizer",

@@ -1,16 +1,18 @@
 """`make demo` (`digitrec-demo`): the live page with whatever models this project has.
 
     make demo                                     # finds the models; trains the quick one if none
-    make demo MNIST_READER=best.ckpt READER=reader.ckpt LOCALIZER=localizer.ckpt
+    make demo MNIST_READER=best.ckpt READER=detector.ckpt
+    make demo READER=reader.ckpt LOCALIZER=localizer.ckpt   # the older two-stage reader
 
-The draw mode needs a reader of MNIST numbers; upload and camera need the photo reader (a reader
-of SVHN crops and a localizer). Each is, first found first: given (--mnist-reader; --reader and
---localizer), registered in the tracking store (models:/digitrec-mnist@champion,
-models:/digitrec-photo@champion), the files `make train-photo-reader` writes
-(outputs/photo_reader/{reader,localizer}[_real]/checkpoints/best.ckpt), or the best checkpoint of
-the latest finished run of its MLflow experiment (mnist_seq; photo_reader and localizer). With no
-reader of MNIST numbers anywhere, --train-if-missing runs `digitrec-train` (what `make train`
-runs, minutes on a CPU) first. The page shows a mode without a model disabled, with the command
+The draw mode needs a reader of MNIST numbers; upload and camera need the photo reader (a
+detector, or a reader of SVHN crops with a localizer). Each is, first found first: given
+(--mnist-reader; --reader [--localizer]), registered in the tracking store
+(models:/digitrec-mnist@champion, models:/digitrec-photo@champion), for the draw mode the best
+checkpoint of the latest finished mnist_seq run, for the photo the detector `make
+train-photo-reader` writes (outputs/photo_reader/detector/checkpoints/best.ckpt), and last the
+pretrained models in the box (digitrec/pretrained: `digitrec-pretrained list`). With no reader of
+MNIST numbers anywhere, --train-if-missing runs `digitrec-train` (what `make train` runs, minutes
+on a CPU) first. The page shows a mode without a model disabled, with the command
 that trains it; the terminal says the same.
 """
 
@@ -62,9 +64,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.reader and not args.localizer and not args.reader.startswith("models:/"):
-        print("digitrec-demo: --reader needs --localizer (LOCALIZER=)", file=sys.stderr)
-        return 2
 
     def client():
         uri = args.uri or default_tracking_uri()

@@ -1,12 +1,16 @@
 """`digitrec-predict`: read the numbers in photos or a video with a trained reader.
 
-digitrec-predict READER.ckpt photos/ more/*.jpg one.png --localizer LOCALIZER.ckpt
+digitrec-predict photo.jpg photos/                      # the pretrained detector (digitrec.pretrained)
+digitrec-predict DETECTOR.ckpt photos/ more/*.jpg one.png   # a detector of your own (experiment=detector)
+digitrec-predict READER.ckpt photos/ --localizer LOCALIZER.ckpt   # the older two-stage reader
 digitrec-predict READER.ckpt photos/ --localizer L.ckpt --annotate annotated/
 digitrec-predict READER.ckpt --localizer L.ckpt --video street.mp4 --out street.read.mp4
 digitrec-predict READER.ckpt --localizer L.ckpt --video 0 --show      # camera 0, live
 
 Prints one JSON line per image: {"file", "number", "confidence", "box": [x0, y0, x1, y1]}
-(photo pixels; box is the whole photo without a localizer); an unreadable file gets
+(photo pixels; box is the whole photo without a localizer or without an answer; a detector adds
+"candidates": every candidate number with its box, digit boxes, orientation and score; "number"
+is "" when none scores over the detector's answer threshold); an unreadable file gets
 {"file", "error"} and the others go on (so does a folder without images, an image declaring
 more than --max-mpx, a decompression bomb); the exit code is 1 when any failed. A video prints one
 line per frame read ({"frame", "time", ...}) and writes the annotated video.
@@ -137,7 +141,7 @@ def read_video(
 
 
 def parser():
-    p = cli_parser("digitrec-predict", __doc__)
+    p = cli_parser("digitrec-predict", __doc__, reader_optional=True)
     p.add_argument("images", nargs="*", help="image files, folders (recursive) or globs")
     p.add_argument(
         "--annotate",
@@ -174,14 +178,31 @@ def parser():
     return p
 
 
+def _is_model(ref: str) -> bool:
+    """A checkpoint file or a model URI, as opposed to an image, a folder or a glob."""
+    from digitrec.registry import is_model_uri
+
+    return is_model_uri(ref) or Path(ref).suffix.lower() in (".ckpt", ".pt", ".pth")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_intermixed_args(argv)  # images may come before or after options
+    if args.checkpoint is not None and not _is_model(args.checkpoint):
+        args.images.insert(0, args.checkpoint)  # no model given: the first argument is an image
+        args.checkpoint = None
     if not args.images and args.video is None:
         parser().error("give images (files, folders, globs) or --video")
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        reader = open_reader(args.checkpoint, args.localizer, fallback=args.fallback)
+        if args.checkpoint is None:
+            if args.localizer:
+                raise ValueError("--localizer needs the reader's checkpoint before the images")
+            from digitrec import pretrained
+
+            reader = open_reader(pretrained.path("detector"))
+        else:
+            reader = open_reader(args.checkpoint, args.localizer, fallback=args.fallback)
         annotate = None
         if args.annotate:
             annotate = Path(args.annotate)

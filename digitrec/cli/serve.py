@@ -1,7 +1,9 @@
 """`digitrec-serve`: a local web page that reads numbers: in an uploaded photo, live from the
 browser's camera, and drawn by hand.
 
-digitrec-serve READER.ckpt --localizer LOCALIZER.ckpt            # http://127.0.0.1:8000
+digitrec-serve                                   # the pretrained models, http://127.0.0.1:8000
+digitrec-serve DETECTOR.ckpt                     # a detector of your own (experiment=detector)
+digitrec-serve READER.ckpt --localizer LOCALIZER.ckpt            # the older two-stage reader
 digitrec-serve --drawing-reader outputs/runs/<time>/checkpoints/best.ckpt   # draw mode only
 make demo                                   # whatever models exist (digitrec/serving/demo.py)
 
@@ -9,7 +11,8 @@ FastAPI served by uvicorn, bound to 127.0.0.1 unless --host says otherwise. GET 
 (digitrec/serving/web/index.html: upload, camera and draw modes), GET /health the server's
 state, GET /api/modes which modes have a model, GET /docs the OpenAPI docs.
 POST /api/read takes a photo's (or a camera frame's) bytes as the request body (JPEG or PNG, at
-most --max-mb) and answers JSON {number, confidence, box, width, height, ms}; POST /api/draw
+most --max-mb) and answers JSON {number, confidence, box, width, height, ms} (a detector adds
+candidates: every candidate number found); POST /api/draw
 takes a PNG of a drawing and answers {number, confidence, input, ms} (input: the 28 x 112 image
 the reader saw). An error is {error} with one readable line:
 400 (not a readable image, a bad Content-Length, too many pixels), 408 (the upload took longer
@@ -81,6 +84,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _pretrained() -> tuple[str, str | None]:
+    """The pretrained detector and (when shipped) MNIST reader: what serves when none is given."""
+    from digitrec import pretrained
+
+    try:
+        mnist = str(pretrained.path("mnist"))
+    except FileNotFoundError:
+        mnist = None
+    return str(pretrained.path("detector")), mnist
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(
@@ -88,10 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         if args.checkpoint is None and args.drawing_reader is None:
-            raise ValueError(
-                "give a reader (READER.ckpt --localizer LOCALIZER.ckpt), "
-                "--drawing-reader CKPT, or both"
-            )
+            args.checkpoint, args.drawing_reader = _pretrained()
         reader = open_reader(args.checkpoint, args.localizer) if args.checkpoint else None
         drawing = open_drawing_reader(args.drawing_reader) if args.drawing_reader else None
         max_pixels = None if args.max_mpx is None else int(args.max_mpx * 1e6)

@@ -130,3 +130,71 @@ def load_photos(photos: list[Photo], size: int) -> tuple[np.ndarray, list[np.nda
         b = np.array([n.box for n in p.numbers], np.float32).reshape(-1, 4)
         boxes.append(b * scale + np.array([dx, dy, dx, dy], np.float32))
     return images, boxes
+
+
+def _content(image: np.ndarray) -> tuple[int, int, int, int]:
+    """The box (x0, y0, x1, y1) inside black letterbox bars (the whole image when there are none)."""
+    lit = image.max(2) > 12
+    rows, cols = np.flatnonzero(lit.any(1)), np.flatnonzero(lit.any(0))
+    if len(rows) == 0:
+        return 0, 0, image.shape[1], image.shape[0]
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def labelled(photo: Photo, max_side: int = 1024):
+    """A photo as a `Labelled` training item: decoded to RGB, its letterbox bars cut off, scaled to
+    at most `max_side` on its long side; its numbers split into digit boxes (`split_number`:
+    letters and numbers not read with confidence are class -1, ignored)."""
+    import cv2
+
+    from digitrec.data.photo_scenes import Labelled, split_number
+
+    bgr = cv2.imread(str(photo.path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"{photo.path}: not a readable image")
+    image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    x0, y0, x1, y1 = _content(image)
+    image = image[y0:y1, x0:x1]
+    scale = min(1.0, max_side / max(image.shape[:2]))
+    if scale < 1:
+        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    shift = np.array([x0, y0, x0, y0], np.float32)
+    digits, numbers = [np.zeros((0, 5), np.float32)], []
+    for n in photo.numbers:
+        box = tuple(float(v) for v in (np.array(n.box, np.float32) - shift) * scale)
+        d = split_number(n.number, box)
+        if not n.confident:
+            d[:, 0] = -1
+        if len(d) == 0:  # unreadable: the whole box ignored
+            d = np.array([[-1, *box]], np.float32)
+        digits.append(d)
+        numbers.append((n.number, box))
+    return Labelled(np.ascontiguousarray(image), np.concatenate(digits), tuple(numbers))
+
+
+def svhn_labelled(root: str | Path, split: str) -> list:
+    """Real SVHN format-1 images as `Labelled` items with their true digit boxes."""
+    import cv2
+
+    from digitrec.data import svhn
+    from digitrec.data.photo_scenes import Labelled
+
+    folder, records = svhn.split_records(root, split, download=False)
+    out = []
+    for r in records:
+        bgr = cv2.imread(str(folder / r.name), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ValueError(f"{folder / r.name}: not a readable image")
+        b = r.boxes
+        digits = np.c_[b[:, 0] % 10, b[:, 1], b[:, 2], b[:, 1] + b[:, 3], b[:, 2] + b[:, 4]]
+        number = "".join(str(int(v) % 10) for v in b[:, 0])
+        box = tuple(float(v) for v in svhn.union_box(b))
+        out.append(
+            Labelled(
+                np.ascontiguousarray(bgr[..., ::-1]),
+                digits.astype(np.float32),
+                ((number, box),) if len(b) else (),
+            )
+        )
+    return out

@@ -29,11 +29,14 @@ class Reading:
     number: str  # "" when the reader sees no digits
     confidence: float  # the reader's probability of that number
     box: list[float]  # the number's box in the photo's pixels: x0, y0, x1, y1
+    candidates: list[dict] | None = None  # the detector's: every candidate number, best first
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["confidence"] = round(self.confidence, 4)
         out["box"] = [round(v, 1) for v in self.box]
+        if self.candidates is None:
+            del out["candidates"]
         return out
 
 
@@ -218,6 +221,12 @@ def open_reader(
     for a reader of crops with a localizer, else a WholeImageReader. What each reads is what its
     checkpoint says it was trained on."""
     module = load_task(reader)
+    if module.task == "detector":
+        if localizer is not None:
+            raise ValueError(f"{reader}: a detector reads whole photos; give no --localizer")
+        from digitrec.inference.detection import DetectorReader
+
+        return DetectorReader(module)
     if module.task != "reader":
         raise ValueError(
             f"{reader}: a {module.task} checkpoint; expected a reader (a number reader's best.ckpt)"

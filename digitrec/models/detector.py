@@ -1,12 +1,16 @@
-"""CenterNet for numbers: where are the numbers in a whole photo, at full resolution?
+"""CenterNet for digits: every digit in a whole photo, at full resolution, found and classified.
 
 A fully convolutional network (Zhou et al. 2019, "Objects as Points") over the photo letterboxed
-to `size` x `size`: five stride-2 stages, a top-down path back to stride 4 (each stage's map added
-in, FPN-style), and one 1x1 head giving, per output cell, a number-center logit, the box's width
-and height (log, in output cells) and the center's sub-cell offset. Every number in the photo is a
-peak: `decode` takes the local maxima over a threshold, so a photo yields any number of candidate
-boxes (or none). `encode` makes the training targets from boxes: a Gaussian bump per center on
-the heat map, sizes and offsets at the center cells.
+to `size` x `size` (any multiple of 32 at inference): five stride-2 stages, a top-down path back
+to stride 4 (each stage's map added in, FPN-style), and one 1x1 head giving, per output cell, a
+digit-center logit (one heat map for all digits: every digit of every class teaches it where
+digits are), ten class logits (which digit, a softmax read at the center), the digit box's width
+and height (log, in output cells) and the center's sub-cell offset. Every digit is a peak:
+`decode` takes the local maxima of the heat map over a threshold, its class the softmax's best
+there, its score heat x class probability; `digitrec.models.grouping` joins digits into numbers
+(rows and vertical stacks). `encode` makes the training targets: a Gaussian bump per digit,
+its class, size and offset at the center cell, and an ignore mask over characters that are not
+digits or not read (they are neither digit nor background).
 """
 
 from __future__ import annotations
@@ -31,9 +35,14 @@ def _block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
     )
 
 
+CLASSES = 10  # the digits 0-9
+HEAT, CLS, SIZE, OFFSET = 0, slice(1, 11), slice(11, 13), slice(13, 15)  # the head's channels
+CHANNELS = 15  # heat, ten class logits, log width, log height, offset x, offset y
+
+
 class CenterNet(nn.Module):
-    """Images (B, C, size, size) in [0, 1] → maps (B, 5, size / 4, size / 4): center logit, log
-    width, log height, offset x, offset y."""
+    """Images (B, C, H, W) in [0, 1], H and W multiples of 32 → maps (B, 15, H / 4, W / 4): the
+    digit-center logit, ten class logits, log width, log height, offset x, offset y."""
 
     def __init__(
         self,
@@ -58,10 +67,10 @@ class CenterNet(nn.Module):
         # stages 2.. (stride 4 and coarser) feed the top-down path
         self.lateral = nn.ModuleList(nn.Conv2d(w, head_width, 1) for w in widths[1:])
         self.smooth = _block(head_width, head_width, 1)
-        self.head = nn.Conv2d(head_width, 5, 1)
+        self.head = nn.Conv2d(head_width, CHANNELS, 1)
         with torch.no_grad():  # a low prior on centers (CenterNet's -2.19: p = 0.1)
             self.head.bias.zero_()
-            self.head.bias[0] = -2.19
+            self.head.bias[HEAT] = -2.19
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.to(memory_format=self.memory_format)
 
@@ -85,47 +94,72 @@ def _radius(w: float, h: float) -> float:
     return max(1.0, min(w, h) / 3)
 
 
-def encode(boxes: Sequence[torch.Tensor], out: int) -> dict[str, torch.Tensor]:
-    """Training targets on an `out` x `out` map for each image's boxes (n, 4) x0, y0, x1, y1 in
-    input pixels: heat (B, 1, out, out) — a Gaussian bump per center, 1 at the center cell —,
-    size (B, 2, out, out) log width and height in cells, offset (B, 2, out, out), and mask
-    (B, 1, out, out): 1 at center cells."""
-    B = len(boxes)
-    heat = torch.zeros(B, 1, out, out)
-    size = torch.zeros(B, 2, out, out)
-    offset = torch.zeros(B, 2, out, out)
-    mask = torch.zeros(B, 1, out, out)
-    ys, xs = torch.meshgrid(torch.arange(out).float(), torch.arange(out).float(), indexing="ij")
-    for b, bx in enumerate(boxes):
-        for x0, y0, x1, y1 in (bx.float() / STRIDE).tolist():
+def encode(digits: Sequence[torch.Tensor], out_h: int, out_w: int) -> dict[str, torch.Tensor]:
+    """Training targets on an `out_h` x `out_w` map for each image's digits (n, 5): class (-1: not
+    a digit, ignored), x0, y0, x1, y1 in input pixels: heat (B, 1, h, w) — a Gaussian bump per
+    digit, 1 at the center cell —, cls (B, h, w) the digit at center cells (-100 elsewhere), size
+    (B, 2, h, w) log width and height in cells, offset (B, 2, h, w), mask (B, 1, h, w): 1 at
+    center cells, and ignore (B, 1, h, w): 1 over the boxes of class -1."""
+    B = len(digits)
+    heat = torch.zeros(B, 1, out_h, out_w)
+    cls = torch.full((B, out_h, out_w), -100, dtype=torch.long)
+    size = torch.zeros(B, 2, out_h, out_w)
+    offset = torch.zeros(B, 2, out_h, out_w)
+    mask = torch.zeros(B, 1, out_h, out_w)
+    ignore = torch.zeros(B, 1, out_h, out_w)
+    ys, xs = torch.meshgrid(torch.arange(out_h).float(), torch.arange(out_w).float(), indexing="ij")
+    for b, d in enumerate(digits):
+        for c, x0, y0, x1, y1 in d.float().tolist():
+            x0, y0, x1, y1 = x0 / STRIDE, y0 / STRIDE, x1 / STRIDE, y1 / STRIDE
             w, h = x1 - x0, y1 - y0
             if w <= 0 or h <= 0:
                 continue
+            if c < 0:
+                rows = slice(max(0, int(y0)), int(math.ceil(y1)))
+                ignore[b, 0, rows, max(0, int(x0)) : int(math.ceil(x1))] = 1
+                continue
             cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-            ix, iy = min(int(cx), out - 1), min(int(cy), out - 1)
+            if not (0 <= cx < out_w and 0 <= cy < out_h):
+                continue
+            ix, iy = int(cx), int(cy)
             sigma = _radius(w, h) / 3
             bump = torch.exp(-((xs - ix) ** 2 + (ys - iy) ** 2) / (2 * sigma**2))
             heat[b, 0] = torch.maximum(heat[b, 0], bump)
+            cls[b, iy, ix] = int(c)
             size[b, :, iy, ix] = torch.tensor([math.log(w), math.log(h)])
             offset[b, :, iy, ix] = torch.tensor([cx - ix, cy - iy])
             mask[b, 0, iy, ix] = 1.0
-    return {"heat": heat, "size": size, "offset": offset, "mask": mask}
+    return {
+        "heat": heat,
+        "cls": cls,
+        "size": size,
+        "offset": offset,
+        "mask": mask,
+        "ignore": ignore,
+    }
 
 
-def focal_loss(logits: torch.Tensor, heat: torch.Tensor) -> torch.Tensor:
-    """CenterNet's penalty-reduced focal loss, summed and divided by the number of centers."""
+def focal_loss(
+    logits: torch.Tensor, heat: torch.Tensor, ignore: torch.Tensor | None = None
+) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss, summed and divided by the number of centers;
+    cells where `ignore` is 1 add no negative loss."""
     p = torch.sigmoid(logits.float()).clamp(1e-4, 1 - 1e-4)
     centers = heat.eq(1).float()
     pos = -torch.log(p) * (1 - p) ** 2 * centers
     neg = -torch.log(1 - p) * p**2 * (1 - heat) ** 4 * (1 - centers)
+    if ignore is not None:
+        neg = neg * (1 - ignore)
     return (pos.sum() + neg.sum()) / centers.sum().clamp(min=1)
 
 
 @torch.no_grad()
-def decode(maps: torch.Tensor, threshold: float = 0.3, k: int = 20) -> list[torch.Tensor]:
-    """Each image's boxes (n, 5): x0, y0, x1, y1 in input pixels and the score, best first —
-    the local maxima (3 x 3) of the center map over `threshold`, at most `k`."""
-    heat = torch.sigmoid(maps[:, 0].float())
+def decode(maps: torch.Tensor, threshold: float = 0.3, k: int = 64) -> list[torch.Tensor]:
+    """Each image's digits (n, 6): x0, y0, x1, y1 in input pixels, score, class; best first — the
+    local maxima (3 x 3) of the heat map over `threshold`, at most `k`, each one's class the
+    softmax's best there and its score heat x that class's probability; then boxes that overlap
+    a better one by IoU > 0.5 dropped (one digit, two peaks)."""
+    heat = torch.sigmoid(maps[:, HEAT].float())
     peaks = heat * (F.max_pool2d(heat[:, None], 3, stride=1, padding=1)[:, 0] == heat)
     B, H, W = heat.shape
     scores, index = peaks.flatten(1).topk(min(k, H * W))
@@ -135,11 +169,34 @@ def decode(maps: torch.Tensor, threshold: float = 0.3, k: int = 20) -> list[torc
         idx, s = index[b][keep], scores[b][keep]
         iy, ix = (idx // W).float(), (idx % W).float()
         m = maps[b].float().flatten(1)[:, idx]
-        w, h = torch.exp(m[1].clamp(max=8)), torch.exp(m[2].clamp(max=8))
-        cx, cy = ix + m[3], iy + m[4]
+        prob, cls = torch.softmax(m[CLS], 0).max(0)
+        w, h = torch.exp(m[SIZE][0].clamp(max=8)), torch.exp(m[SIZE][1].clamp(max=8))
+        cx, cy = ix + m[OFFSET][0], iy + m[OFFSET][1]
         boxes = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1) * STRIDE
-        out.append(torch.cat([boxes, s[:, None]], 1))
+        found = torch.cat([boxes, (s * prob)[:, None], cls.float()[:, None]], 1)
+        found = found[torch.argsort(found[:, 4], descending=True)]
+        out.append(_suppress(found))
     return out
+
+
+def _iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU matrix of boxes (n, 4+) and (m, 4+)."""
+    p, t = a[:, None, :4], b[None, :, :4]
+    lt, rb = torch.maximum(p[..., :2], t[..., :2]), torch.minimum(p[..., 2:], t[..., 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    area = lambda x: (x[..., 2:] - x[..., :2]).clamp(min=0).prod(-1)  # noqa: E731
+    return inter / (area(p) + area(t) - inter).clamp(min=1e-9)
+
+
+def _suppress(found: torch.Tensor, iou: float = 0.5) -> torch.Tensor:
+    if len(found) < 2:
+        return found
+    ious = _iou(found, found)
+    keep = []
+    for i in range(len(found)):  # best first
+        if all(ious[i, j] <= iou for j in keep):
+            keep.append(i)
+    return found[keep]
 
 
 def match(pred: torch.Tensor, true: torch.Tensor, iou: float = 0.5) -> int:
@@ -147,11 +204,7 @@ def match(pred: torch.Tensor, true: torch.Tensor, iou: float = 0.5) -> int:
     true box and each prediction used once (greedy, best prediction first)."""
     if len(pred) == 0 or len(true) == 0:
         return 0
-    p, t = pred[:, None, :4], true[None, :, :4]
-    lt, rb = torch.maximum(p[..., :2], t[..., :2]), torch.minimum(p[..., 2:], t[..., 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    area = lambda x: (x[..., 2:] - x[..., :2]).clamp(min=0).prod(-1)  # noqa: E731
-    ious = inter / (area(p) + area(t) - inter).clamp(min=1e-9)
+    ious = _iou(pred, true)
     used, hits = set(), 0
     for i in range(len(pred)):
         for j in torch.argsort(ious[i], descending=True).tolist():

@@ -24,14 +24,15 @@ __all__ = [
 
 
 def log_checkpoint_model(checkpoint: str | Path):
-    """Log a checkpoint in the active MLflow run in its task's flavor: a reader as the pyfunc,
-    any other task with the PyTorch flavor. MLflow's ModelInfo."""
+    """Log a checkpoint in the active MLflow run in its task's flavor: a reader or a detector (a
+    photo reader on its own) as the pyfunc, any other task with the PyTorch flavor. MLflow's
+    ModelInfo."""
     from digitrec.registry.pyfunc import log_reader_model
     from digitrec.registry.pytorch_model import log_pytorch_model
     from digitrec.tasks import task_name
 
     ckpt = checkpoints.load(checkpoint, needs=("state_dict", "hyper_parameters"))
-    reader = task_name(ckpt) == "reader"
+    reader = task_name(ckpt) in ("reader", "detector")
     return (log_reader_model if reader else log_pytorch_model)(checkpoint)
 
 

@@ -36,6 +36,15 @@ def _latest_checkpoint(client, experiment: str) -> str | None:
     return None
 
 
+def _pretrained(name: str) -> str | None:
+    from digitrec import pretrained
+
+    try:
+        return str(pretrained.path(name))
+    except FileNotFoundError:
+        return None
+
+
 def find_models(client, mnist_reader=None, reader=None, localizer=None) -> dict:
     """{"draw": reader of MNIST numbers or None, "photo": (reader, localizer) or None}, each a
     checkpoint path or a models:/ URI, and where it came from."""
@@ -50,18 +59,10 @@ def find_models(client, mnist_reader=None, reader=None, localizer=None) -> dict:
         found["photo"] = ((reader, localizer), "given")
     elif client is not None and _registered(client, REGISTERED["photo"]):
         found["photo"] = ((REGISTERED["photo"], None), "the Model Registry")
-    else:
-        for suffix in ("_real", ""):
-            pair = [
-                PHOTO_DIR / f"{kind}{suffix}" / "checkpoints" / "best.ckpt"
-                for kind in ("reader", "localizer")
-            ]
-            if all(p.is_file() for p in pair):
-                found["photo"] = ((str(pair[0]), str(pair[1])), f"{PHOTO_DIR}")
-                break
-        else:
-            if client is not None:
-                pair = [_latest_checkpoint(client, e) for e in ("photo_reader", "localizer")]
-                if all(pair):
-                    found["photo"] = (tuple(pair), "the latest photo_reader and localizer runs")
+    elif (own := PHOTO_DIR / "detector" / "checkpoints" / "best.ckpt").is_file():
+        found["photo"] = ((str(own), None), "make train-photo-reader")
+    elif (shipped := _pretrained("detector")) is not None:
+        found["photo"] = ((shipped, None), "the pretrained models (digitrec/pretrained)")
+    if found["draw"] is None and (shipped := _pretrained("mnist")) is not None:
+        found["draw"] = (shipped, "the pretrained models (digitrec/pretrained)")
     return found

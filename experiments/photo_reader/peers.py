@@ -1,12 +1,17 @@
 """digitrec beside the OCR a user would otherwise pick, on the same real images: `make peers`.
 
-    python peers.py read --engine digitrec --reader R.ckpt --localizer L.ckpt --out digitrec.json
+    python peers.py read --engine digitrec --out digitrec.json   # the shipped models (digitrec.pretrained)
+    python peers.py read --engine digitrec --reader R.ckpt [--localizer L.ckpt] --out other.json
     .venv-peers/bin/python peers.py read --engine rapidocr --out rapidocr.json
     .venv-peers/bin/python peers.py read --engine tesseract --out tesseract.json
     python peers.py table digitrec.json rapidocr.json tesseract.json
 
-Images: `$DIGITREC_DATA_DIR/real_photos` (labels.csv) and real SVHN test
-(`svhn/real/test` + `svhn/fixtures/test`, labels from the official JSON/digitStruct). The same
+Images: `$DIGITREC_DATA_DIR/real_photos` (labels.csv); `curtin_numbers/test`: the 142 one-number
+photos of its labels.csv and, apart, its 25 photos without a number (`curtin_test_empty`: an
+engine is right there when it answers nothing — the table counts its answers); real SVHN test
+(`svhn/real/test` + `svhn/fixtures/test`, labels from the official JSON/digitStruct) whole, and
+(`svhn_real_test_crops`) cut to the digits' union box grown by 30% each way (ground-truth
+crops). Nothing here is ever trained or tuned on. The same
 answer rule for every engine: **the digits of its most confident text line** (digitrec: its
 reading, the most confident candidate; RapidOCR: the detected line with the highest recognition
 score among those with a digit, non-digits dropped; Tesseract 5 `--psm 11` (sparse text): the
@@ -43,41 +48,69 @@ def data_dir() -> Path:
     )
 
 
-def items(root: Path) -> dict[str, list[tuple[str, Path, str]]]:
-    """{set name: [(name, path, number)]}: real_photos, svhn_real_test."""
+EMPTY = "curtin_test_empty"  # photos without a number: the right answer is none
+
+
+def items(root: Path) -> dict[str, list[tuple]]:
+    """{set name: [(name, path, number[, crop box])]}: real_photos, curtin_test,
+    curtin_test_empty, svhn_real_test, svhn_real_test_crops."""
     photos = root / "real_photos"
     with open(photos / "labels.csv", newline="") as f:
         real = [(r["file"], photos / r["file"], r["number"]) for r in csv.DictReader(f)]
-    svhn = []
+    curtin = root / "curtin_numbers" / "test"
+    with open(curtin / "labels.csv", newline="") as f:
+        one = [(r["file"], curtin / r["file"], r["number"]) for r in csv.DictReader(f)]
+    entries = json.loads((curtin / "labels.json").read_text())
+    empty = [(e["file"], curtin / e["file"], "") for e in entries if not e["numbers"]]
+    svhn, crops = [], []
     for folder in (root / "svhn" / "fixtures" / "test", root / "svhn" / "real" / "test"):
-        svhn += [
-            (f"{folder.parent.name}/{name}", folder / name, number)
-            for name, number in _svhn_labels(root, folder)
-        ]
-    return {"real_photos": real, "svhn_real_test": svhn}
+        for name, number, box in _svhn_labels(root, folder):
+            svhn.append((f"{folder.parent.name}/{name}", folder / name, number))
+            crops.append((f"{folder.parent.name}/{name}", folder / name, number, box))
+    return {
+        "real_photos": real,
+        "curtin_test": one,
+        EMPTY: empty,
+        "svhn_real_test": svhn,
+        "svhn_real_test_crops": crops,
+    }
 
 
-def _svhn_labels(root: Path, folder: Path) -> list[tuple[str, str]]:
-    """(file, number) of a split folder; numbers from the official labels (JSON form). Read
-    here, not with digitrec.data.svhn: this runs in .venv-peers too, where digitrec is not
-    installed."""
+def _svhn_labels(root: Path, folder: Path) -> list[tuple[str, str, tuple]]:
+    """(file, number, union box grown 30%: x0, y0, x1, y1) of a split folder; numbers from the
+    official labels (JSON form). Read here, not with digitrec.data.svhn: this runs in
+    .venv-peers too, where digitrec is not installed."""
     import gzip
 
     with gzip.open(root / "svhn" / "labels" / "test.json.gz", "rt") as f:
-        labels = {
-            e["name"]: "".join(str(int(b["label"]) % 10) for b in e["boxes"]) for e in json.load(f)
-        }
-    return sorted(
-        ((p.name, labels[p.name]) for p in folder.glob("*.png")),
-        key=lambda t: int(t[0].split(".")[0]),
-    )
+        entries = {e["name"]: e["boxes"] for e in json.load(f)}
+
+    def grown(boxes) -> tuple:
+        x0 = min(b["left"] for b in boxes)
+        y0 = min(b["top"] for b in boxes)
+        x1 = max(b["left"] + b["width"] for b in boxes)
+        y1 = max(b["top"] + b["height"] for b in boxes)
+        mx, my = 0.15 * (x1 - x0), 0.15 * (y1 - y0)
+        return (x0 - mx, y0 - my, x1 + mx, y1 + my)
+
+    out = []
+    for p in folder.glob("*.png"):
+        boxes = entries[p.name]
+        out.append((p.name, "".join(str(int(b["label"]) % 10) for b in boxes), grown(boxes)))
+    return sorted(out, key=lambda t: int(t[0].split(".")[0]))
 
 
-def load_rgb(path: Path) -> np.ndarray:
+def load_rgb(path: Path, crop: tuple | None = None) -> np.ndarray:
     from PIL import Image, ImageOps
 
     with Image.open(path) as im:
-        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+        image = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    if crop is not None:
+        h, w = image.shape[:2]
+        x0, y0 = max(0, int(crop[0])), max(0, int(crop[1]))
+        x1, y1 = min(w, int(np.ceil(crop[2]))), min(h, int(np.ceil(crop[3])))
+        image = np.ascontiguousarray(image[y0:y1, x0:x1])
+    return image
 
 
 # ------------------------------------------------------------------------------- answer rules
@@ -112,20 +145,25 @@ def tesseract_answer(data: dict) -> str:
 def digitrec_engine(args):
     import torch
 
-    from digitrec.inference.pipeline import PhotoReader
+    from digitrec import pretrained
+    from digitrec.inference.pipeline import open_reader
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    reader = PhotoReader.from_checkpoints(args.reader, args.localizer)
+    path = args.reader or pretrained.path("detector")
+    reader = open_reader(path, args.localizer)
 
     def read(image: np.ndarray) -> str:
         return reader(image).number
 
-    def run_name(path: str) -> str:  # <run dir>/checkpoints/best.ckpt → the run dir's name
+    def run_name(path) -> str:  # <run dir>/checkpoints/best.ckpt → the run dir's name
         p = Path(path).resolve()
         return p.parents[1].name if p.parent.name == "checkpoints" else p.name
 
-    return read, f"digitrec two-stage ({run_name(args.reader)} + {run_name(args.localizer)})"
+    if args.localizer:
+        return read, f"digitrec two-stage ({run_name(path)} + {run_name(args.localizer)})"
+    kind = "detector" if type(reader).__name__ == "DetectorReader" else "reader"
+    return read, f"digitrec {kind} ({run_name(path)})"
 
 
 def rapidocr_engine(args):
@@ -164,15 +202,15 @@ def run(args) -> int:
     for set_name, rows in sets.items():
         rows = rows[: args.limit]
         readings, seconds = [], []
-        for file, path, number in rows:
-            image = load_rgb(path)
+        for file, path, number, *crop in rows:
+            image = load_rgb(path, crop[0] if crop else None)
             start = time.perf_counter()
             answer = read(image)
             seconds.append(time.perf_counter() - start)
             readings.append(
                 {"file": file, "number": number, "answer": answer, "correct": answer == number}
             )
-        correct = sum(r["correct"] for r in readings)
+        correct = sum(r["correct"] for r in readings)  # EMPTY: photos given no answer
         out["sets"][set_name] = {
             "n": len(rows),
             "correct": correct,
@@ -191,18 +229,22 @@ def run(args) -> int:
 def table(args) -> int:
     results = [json.loads(Path(p).read_text()) for p in args.results]
     sets = list(results[0]["sets"])
-    head = "| engine | " + " | ".join(f"{s}: exact | {s}: median ms" for s in sets) + " |"
-    lines = [head, "|---|" + "---|---|" * len(sets)]
-    for r in results:
+    head = "| set | " + " | ".join(r["name"] for r in results) + " |"
+    lines = [head, "|---|" + "---|" * len(results)]
+    for s in sets:
         cells = []
-        for s in sets:
+        for r in results:
             v = r["sets"][s]
+            if s == EMPTY:  # how many got an answer: lower is better
+                answered = v["n"] - v["correct"]
+                cells.append(f"answered {answered}/{v['n']}")
+                continue
             se = (v["correct"] / v["n"] * (1 - v["correct"] / v["n"]) / v["n"]) ** 0.5
-            cells += [
-                f"{v['correct']}/{v['n']} ({v['correct'] / v['n']:.1%} ± {se:.1%})",
-                f"{v['ms_median']:.0f}",
-            ]
-        lines.append(f"| {r['name']} | " + " | ".join(cells) + " |")
+            cells.append(f"{v['correct']}/{v['n']} ({v['correct'] / v['n']:.1%} ± {se:.1%})")
+        lines.append(f"| {s}: exact | " + " | ".join(cells) + " |")
+    for s in sets:
+        ms = " | ".join(f"{r['sets'][s]['ms_median']:.0f}" for r in results)
+        lines.append(f"| {s}: median ms | {ms} |")
     base = {s: results[0]["sets"][s]["ms_median"] for s in sets}
     for r in results[1:]:
         lines.append(
@@ -225,7 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("read", help="one engine on every image")
     r.add_argument("--engine", choices=list(ENGINES), required=True)
-    r.add_argument("--reader", help="digitrec: the reader's checkpoint")
+    r.add_argument(
+        "--reader", help="digitrec: a detector's or reader's checkpoint (default: the shipped one)"
+    )
     r.add_argument("--localizer", help="digitrec: the localizer's checkpoint")
     r.add_argument("--threads", type=int, default=None, help="digitrec: torch threads")
     r.add_argument("--data-dir", default=None, help="default $DIGITREC_DATA_DIR, ../shared/data")
@@ -234,12 +278,6 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("table", help="the engines side by side (first = the time baseline)")
     t.add_argument("results", nargs="+")
     args = p.parse_args(argv)
-    if (
-        args.command == "read"
-        and args.engine == "digitrec"
-        and not (args.reader and args.localizer)
-    ):
-        p.error("--engine digitrec needs --reader and --localizer")
     return run(args) if args.command == "read" else table(args)
 
 

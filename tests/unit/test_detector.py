@@ -1,44 +1,64 @@
-"""The detector's targets, decoding and matching: boxes → center map, sizes and offsets → the same
-boxes back; greedy matching at IoU 0.5; the focal loss prefers the right map."""
+"""The digit detector's targets, decoding and matching: digit boxes → class maps, sizes and
+offsets → the same digits back; characters of class -1 are ignored, not background; greedy
+matching at IoU 0.5; the focal loss prefers the right map."""
 
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from digitrec.models.detector import STRIDE, CenterNet, decode, encode, focal_loss, match
+from digitrec.models.detector import (
+    CHANNELS,
+    CLASSES,
+    STRIDE,
+    CenterNet,
+    decode,
+    encode,
+    focal_loss,
+    match,
+)
 from digitrec.tasks import NumberDetector
 
 
-def _perfect_maps(boxes: list[torch.Tensor], out: int) -> torch.Tensor:
-    """The maps a perfect network would give: high logits at the centers, the true sizes and
-    offsets there."""
-    t = encode(boxes, out)
-    logit = torch.where(t["mask"] > 0, torch.tensor(8.0), torch.tensor(-8.0))
-    return torch.cat([logit, t["size"], t["offset"]], 1)
+def _perfect_maps(digits: list[torch.Tensor], out: int) -> torch.Tensor:
+    """The maps a perfect network would give: high logits at the centers of each digit's class,
+    the true sizes and offsets there."""
+    t = encode(digits, out, out)
+    logit = torch.where(t["heat"] == 1, torch.tensor(8.0), torch.tensor(-8.0))
+    cls = F.one_hot(t["cls"].clamp(min=0), CLASSES).permute(0, 3, 1, 2).float() * 8
+    return torch.cat([logit, cls, t["size"], t["offset"]], 1)
 
 
-def test_boxes_survive_encoding_and_decoding():
-    boxes = [
-        torch.tensor([[40.0, 60.0, 120.0, 100.0], [200.0, 10.0, 230.0, 90.0]]),
-        torch.zeros(0, 4),  # a photo without a number
+def test_digits_survive_encoding_and_decoding():
+    digits = [
+        torch.tensor([[3.0, 40, 60, 60, 100], [7.0, 64, 60, 84, 100], [-1.0, 200, 10, 230, 90]]),
+        torch.zeros(0, 5),  # a photo without a number
     ]
-    maps = _perfect_maps(boxes, 256 // STRIDE)
+    maps = _perfect_maps(digits, 256 // STRIDE)
     got = decode(maps, threshold=0.5)
-    assert len(got[1]) == 0 and len(got[0]) == 2
+    assert len(got[1]) == 0 and len(got[0]) == 2  # the ignored character is no digit
     order = torch.argsort(got[0][:, 0])
-    torch.testing.assert_close(got[0][order, :4], boxes[0], atol=1e-3, rtol=0)
-    assert match(got[0], boxes[0]) == 2
+    torch.testing.assert_close(got[0][order, :4], digits[0][:2, 1:], atol=1e-3, rtol=0)
+    assert got[0][order, 5].tolist() == [3.0, 7.0]
+    assert match(got[0], digits[0][:2, 1:]) == 2
 
 
-def test_the_center_map_is_one_at_centers_and_the_loss_prefers_it():
-    boxes = [torch.tensor([[16.0, 16.0, 48.0, 32.0]])]
-    t = encode(boxes, 16)
-    assert t["heat"].max() == 1 and t["mask"].sum() == 1
+def test_the_heat_map_is_one_at_centers_classes_there_ignore_masks_and_the_loss_prefers_it():
+    digits = [torch.tensor([[5.0, 16, 16, 48, 32], [-1.0, 0, 40, 20, 60]])]
+    t = encode(digits, 16, 16)
+    assert t["heat"][0, 0, 6, 8] == 1 and t["cls"][0, 6, 8] == 5
+    assert (t["cls"] >= 0).sum() == 1  # a class only at the center cell
+    assert t["mask"].sum() == 1 and t["ignore"][0, 0, 10:15, 0:5].all()
     assert t["size"][0, :, 6, 8].tolist() == pytest.approx([math.log(8), math.log(4)])
     right = torch.where(t["heat"] == 1, torch.tensor(6.0), torch.tensor(-6.0))
     wrong = torch.roll(right, shifts=5, dims=-1)
     assert focal_loss(right, t["heat"]) < 0.1 < focal_loss(wrong, t["heat"])
+    loud = right.clone()
+    loud[0, :, 10:15, 0:5] = 6.0  # firing over the ignored character costs nothing
+    assert focal_loss(loud, t["heat"], t["ignore"]) == pytest.approx(
+        float(focal_loss(right, t["heat"], t["ignore"]))
+    )
 
 
 def test_matching_counts_each_true_box_once():
@@ -50,9 +70,10 @@ def test_matching_counts_each_true_box_once():
     assert match(pred[:0], true) == 0 and match(pred, true[:0]) == 0
 
 
-def test_the_network_gives_maps_at_stride_4_and_refuses_bad_sizes():
+def test_the_network_gives_maps_at_stride_4_any_size_and_refuses_bad_sizes():
     net = CenterNet(size=128, widths=[8, 8, 16, 16, 16], head_width=8)
-    assert net(torch.rand(2, 3, 128, 128)).shape == (2, 5, 32, 32)
+    assert net(torch.rand(2, 3, 128, 128)).shape == (2, CHANNELS, 32, 32)
+    assert net(torch.rand(1, 3, 64, 192)).shape == (1, CHANNELS, 16, 48)
     with pytest.raises(ValueError, match="model.size=100"):
         CenterNet(size=100)
     task = NumberDetector(size=128, widths=[8, 8, 16, 16, 16], head_width=8)
