@@ -10,7 +10,10 @@ evenly (curtin labels whole numbers). Validation holds out whole numbers of `tra
 never trained or tuned on. Evaluation photos are letterboxed whole to `size`.
 
 Batches: `image` (B, 3, S, S) uint8, `digits` (B, max_digits, 5) class, x0, y0, x1, y1 in input
-pixels (class -1: ignored), `n_digits` (B,); evaluation batches add `boxes` (B, max_boxes, 4) the
+pixels (class -1: ignored), `n_digits` (B,); training batches add the digit classifier's crops
+(`digit_crop` x `digit_crop`, cut from each photo at its full resolution: its digits, boxes
+jittered, and boxes without a digit; digitrec.data.photo_augment.crop_samples) as `crops`
+(N, 3, c, c) uint8 and `crop_labels` (N,) (10: no digit); evaluation batches add `boxes` (B, max_boxes, 4) the
 numbers' boxes, `count` (B,), and `answer`: the photo's one number (digits only, read with
 confidence), "" for a photo without a number, "?" when neither.
 """
@@ -23,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from digitrec.data.photo_augment import relight, view
+from digitrec.data.photo_augment import crop_samples, relight, view
 from digitrec.data.photo_scenes import Labelled, scene, svhn_wall
 from digitrec.data.scenes import clutter
 from digitrec.data.street_photos import Photo, labelled, letterbox, read_split, svhn_labelled
@@ -136,8 +139,9 @@ class ViewStream(SeededStream):
         max_digits,
         seed,
         rank=0,
+        digit_crop=32,
     ):
-        self.items, self.walls, self.fonts = items, walls, fonts
+        self.items, self.walls, self.fonts, self.digit_crop = items, walls, fonts, digit_crop
         self.crop, self.batch_size, self.steps = crop, batch_size, steps
         self.synthetic, self.digit_px, self.max_digits = synthetic, tuple(digit_px), max_digits
         self.seed, self.rank = seed, rank
@@ -163,13 +167,25 @@ class ViewStream(SeededStream):
         workers, wid = self._worker()
         rng = self._rng
         for _ in range(wid, self.steps, workers):
-            images, digits = [], []
+            images, digits, crops, labels = [], [], [], []
             for _ in range(self.batch_size):
-                image, d = view(rng, self._item(rng), self.crop, self.digit_px)
+                item = self._item(rng)
+                image, d = view(rng, item, self.crop, self.digit_px)
                 images.append(relight(rng, image))
                 digits.append(d)
+                if self.digit_crop:  # the digit classifier's crops, at the item's resolution
+                    c, lab = crop_samples(rng, item, size=self.digit_crop)
+                    crops += [relight(rng, x) for x in c]
+                    labels.append(lab)
             d, n = _pad(digits, self.max_digits, 5)
-            yield {"image": _images(images), "digits": d, "n_digits": n}
+            batch = {"image": _images(images), "digits": d, "n_digits": n}
+            if self.digit_crop:
+                size = self.digit_crop
+                batch["crops"] = (
+                    _images(crops) if crops else torch.zeros(0, 3, size, size, dtype=torch.uint8)
+                )
+                batch["crop_labels"] = torch.from_numpy(np.concatenate(labels))
+            yield batch
 
 
 class StreetPhotoDataModule(BatchDataModule):
@@ -184,6 +200,7 @@ class StreetPhotoDataModule(BatchDataModule):
         synthetic: float = 0.5,
         source_size: int = 1024,
         digit_px: tuple[float, float] = (8.0, 160.0),
+        digit_crop: int = 32,
         val_size: int = 75,
         split_seed: int = 0,
         train_size: int | None = None,
@@ -220,6 +237,7 @@ class StreetPhotoDataModule(BatchDataModule):
         self.root, self.svhn_root = Path(root), Path(svhn_root) if svhn_root else None
         self.size, self.crop, self.synthetic = size, crop, synthetic
         self.source_size, self.digit_px = source_size, (float(lo), float(hi))
+        self.digit_crop = digit_crop
         self.max_digits, self.max_boxes = max_digits, max_boxes
         self.val_size, self.split_seed, self.train_size = val_size, split_seed, train_size
         self.test_size, self.steps_per_epoch = test_size, steps_per_epoch
@@ -260,6 +278,7 @@ class StreetPhotoDataModule(BatchDataModule):
             self.max_digits,
             self.seed,
             rank,
+            self.digit_crop,
         )
         self.val_set = EvalPhotos(
             [photos[i] for i in val],

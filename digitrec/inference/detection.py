@@ -3,7 +3,9 @@ digits grouped into candidate numbers (rows and vertical stacks), the best candi
 
 photo (any size) → letterboxed to each of `sizes` (the checkpoint's own size by default) → the
 digit CenterNet → digits (threshold) → back to the photo's pixels; several sizes: their digits
-merged (a digit found at two sizes kept once) → candidates (digitrec.models.grouping) → the best
+merged (a digit found at two sizes kept once) → each digit cut from the photo at full resolution
+and read again by the digit classifier (0-9, or "no digit": dropped) → candidates
+(digitrec.models.grouping) → the best
 candidate scoring at least `answer_threshold` is the number; below it, no answer (number "").
 A reading lists every candidate, each with its box, digit boxes, orientation and score.
 """
@@ -15,9 +17,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from digitrec.data.photo_augment import digit_crops
 from digitrec.data.street_photos import letterbox
 from digitrec.inference.pipeline import Reading
-from digitrec.models.detector import _suppress, decode
+from digitrec.models.detector import _suppress, decode, reclassify
 from digitrec.models.fuse import fuse_conv_bn
 from digitrec.models.grouping import Candidate, group
 
@@ -46,6 +49,7 @@ class DetectorReader:
         answer_threshold: float | None = None,
     ):
         self.net = fuse_conv_bn(detector.net)
+        self.classifier = fuse_conv_bn(detector.classifier) if detector.classifier else None
         recipe = getattr(detector, "preprocessing", None) or detector.default_preprocessing()
         if recipe.get("kind") != "letterbox":
             raise ValueError(f"a detector of {recipe.get('kind')!r} inputs: expected letterbox")
@@ -54,6 +58,7 @@ class DetectorReader:
             if s % 32 or s < 32:
                 raise ValueError(f"size {s}: expected a multiple of 32, at least 32")
         hp = detector.hparams
+        self.crop_size, self.crop_expand = hp.get("crop_size", 0), hp.get("crop_expand", 0.15)
         self.threshold = float(hp.get("threshold", 0.3) if threshold is None else threshold)
         self.answer_threshold = float(
             hp.get("answer_threshold", 0.5) if answer_threshold is None else answer_threshold
@@ -61,7 +66,7 @@ class DetectorReader:
 
     @torch.inference_mode()
     def digits(self, image: np.ndarray) -> np.ndarray:
-        """Every digit found (n, 6): x0, y0, x1, y1 in the photo's pixels, score, class."""
+        """Every digit found (n, 7): x0, y0, x1, y1 in the photo's pixels, score, class, heat."""
         found = []
         for size in self.sizes:
             square, scale, (dx, dy) = letterbox(image, size)
@@ -71,7 +76,12 @@ class DetectorReader:
             found.append(d)
         merged = torch.cat(found)
         merged = merged[torch.argsort(merged[:, 4], descending=True)]
-        return _suppress(merged).numpy() if len(self.sizes) > 1 else merged.numpy()
+        merged = _suppress(merged) if len(self.sizes) > 1 else merged
+        if self.classifier is not None and len(merged):
+            crops = digit_crops(image, merged[:, :4].numpy(), self.crop_size, self.crop_expand)
+            x = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255
+            merged = reclassify(merged, torch.softmax(self.classifier(x).float(), 1))
+        return merged.numpy()
 
     def candidates(self, image: np.ndarray) -> list[Candidate]:
         return group(self.digits(image))

@@ -89,6 +89,27 @@ class CenterNet(nn.Module):
         return self.head(self.smooth(top))
 
 
+class DigitClassifier(nn.Module):
+    """Crops (B, 3, S, S) in [0, 1] → logits (B, 11): the digits 0-9 and "no digit". Reads each digit
+    the CenterNet found, cut from the photo at full resolution (digitrec.data.photo_augment
+    .digit_crops): three conv stages (two convs each, then a 2 x 2 max pool), a linear layer."""
+
+    def __init__(self, in_channels: int = 3, width: int = 32, size: int = 32):
+        super().__init__()
+        layers, c = [], in_channels
+        for w in (width, width * 2, width * 4):
+            layers += [_block(c, w, 1), _block(w, w, 1), nn.MaxPool2d(2)]
+            c = w
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Dropout(0.2), nn.Linear(c * (size // 8) ** 2, CLASSES + 1)
+        )
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
 def _radius(w: float, h: float) -> float:
     """A Gaussian radius (output cells) that grows with the box: a third of its smaller side."""
     return max(1.0, min(w, h) / 3)
@@ -155,7 +176,7 @@ def focal_loss(
 
 @torch.no_grad()
 def decode(maps: torch.Tensor, threshold: float = 0.3, k: int = 64) -> list[torch.Tensor]:
-    """Each image's digits (n, 6): x0, y0, x1, y1 in input pixels, score, class; best first — the
+    """Each image's digits (n, 7): x0, y0, x1, y1 in input pixels, score, class, heat; best first — the
     local maxima (3 x 3) of the heat map over `threshold`, at most `k`, each one's class the
     softmax's best there and its score heat x that class's probability; then boxes that overlap
     a better one by IoU > 0.5 dropped (one digit, two peaks)."""
@@ -173,10 +194,25 @@ def decode(maps: torch.Tensor, threshold: float = 0.3, k: int = 64) -> list[torc
         w, h = torch.exp(m[SIZE][0].clamp(max=8)), torch.exp(m[SIZE][1].clamp(max=8))
         cx, cy = ix + m[OFFSET][0], iy + m[OFFSET][1]
         boxes = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1) * STRIDE
-        found = torch.cat([boxes, (s * prob)[:, None], cls.float()[:, None]], 1)
+        found = torch.cat([boxes, (s * prob)[:, None], cls.float()[:, None], s[:, None]], 1)
         found = found[torch.argsort(found[:, 4], descending=True)]
         out.append(_suppress(found))
     return out
+
+
+def reclassify(found: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+    """Digits (n, 7) from `decode` read again by the crop classifier's probabilities (n, 11):
+    class its best digit, score heat x that digit's probability; a digit the classifier calls
+    "no digit" (its most probable class) is dropped. Best first."""
+    if len(found) == 0:
+        return found
+    best = probs.argmax(1)
+    digit_prob, digit = probs[:, :CLASSES].max(1)
+    out = found.clone()
+    out[:, 4] = found[:, 6] * digit_prob
+    out[:, 5] = digit.float()
+    out = out[best < CLASSES]
+    return out[torch.argsort(out[:, 4], descending=True)]
 
 
 def _iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

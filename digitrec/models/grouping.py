@@ -33,8 +33,9 @@ def group(
     reach: float = 1.5,
     single: float = 0.8,
 ) -> list[Candidate]:
-    """Candidates from digits (n, 6): x0, y0, x1, y1, score, class (a tensor or an array)."""
-    d = np.asarray(digits.cpu() if hasattr(digits, "cpu") else digits, np.float64).reshape(-1, 6)
+    """Candidates from digits (n, 6+): x0, y0, x1, y1, score, class (a tensor or an array)."""
+    d = np.asarray(digits.cpu() if hasattr(digits, "cpu") else digits, np.float64)
+    d = d.reshape(-1, d.shape[-1] if d.size else 6)[:, :6]
     n = len(d)
     if n == 0:
         return []

@@ -26,10 +26,12 @@ from digitrec.models.detector import (
     OFFSET,
     SIZE,
     CenterNet,
+    DigitClassifier,
     decode,
     encode,
     focal_loss,
     match,
+    reclassify,
 )
 from digitrec.models.grouping import group
 from digitrec.plots import detection_grid
@@ -51,6 +53,10 @@ class NumberDetector(TaskModule):
         size_weight: float = 0.1,
         offset_weight: float = 1.0,
         class_weight: float = 1.0,
+        crop_weight: float = 1.0,
+        crop_size: int = 32,
+        crop_expand: float = 0.15,
+        crop_width: int = 32,
         threshold: float = 0.3,
         answer_threshold: float = 0.5,
         optimizer: partial | None = None,
@@ -64,10 +70,14 @@ class NumberDetector(TaskModule):
                 f"model.class_weight={class_weight}, model.threshold={threshold}: expected "
                 "weights >= 0 and 0 < threshold < 1"
             )
+        if crop_size and (crop_size % 8 or crop_size < 8):
+            raise ValueError(f"model.crop_size={crop_size}: expected 0 (no classifier) or 8k")
         if not 0 < answer_threshold < 1:
             raise ValueError(f"model.answer_threshold={answer_threshold}: expected 0 < t < 1")
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         self.net = CenterNet(**net)
+        # the digit classifier of full-resolution crops (crop_size 0: the CenterNet's classes)
+        self.classifier = DigitClassifier(3, crop_width, crop_size) if crop_size else None
         self.test_predictions = None
 
     def default_preprocessing(self) -> dict[str, Any]:
@@ -93,16 +103,43 @@ class NumberDetector(TaskModule):
         hp = self.hparams
         return heat + hp.class_weight * cls + hp.size_weight * size + hp.offset_weight * offset
 
+    def classify(self, crops: torch.Tensor) -> torch.Tensor:
+        """Digit crops (N, 3, S, S) uint8 → probabilities (N, 11): 0-9 and "no digit"."""
+        return torch.softmax(self.classifier(to_input(crops)).float(), 1)
+
     def training_step(self, batch, batch_idx):
         loss = self.loss(self(batch["image"]), self._rows(batch, "digits", "n_digits"))
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["image"]))
+        if self.classifier is not None and len(batch["crop_labels"]):
+            logits = self.classifier(to_input(batch["crops"]))
+            crop_loss = F.cross_entropy(logits.float(), batch["crop_labels"])
+            self.log("train/crop_loss", crop_loss, batch_size=len(batch["crop_labels"]))
+            loss = loss + self.hparams.crop_weight * crop_loss
         return loss
+
+    def read_digits(self, found: torch.Tensor, image) -> torch.Tensor:
+        """The CenterNet's digits (n, 7) of one image (H, W, 3 uint8 numpy) read again by the crop
+        classifier (when there is one)."""
+        if self.classifier is None or len(found) == 0:
+            return found
+        from digitrec.data.photo_augment import digit_crops
+
+        crops = digit_crops(
+            image, found[:, :4].numpy(), self.hparams.crop_size, self.hparams.crop_expand
+        )
+        with torch.no_grad():
+            probs = self.classify(torch.from_numpy(crops).permute(0, 3, 1, 2))
+        return reclassify(found, probs.cpu())
 
     def _collect(self, stage: str, batch) -> None:
         maps = self(batch["image"])
         digits = self._rows(batch, "digits", "n_digits")
         loss = float(self.loss(maps, digits)) * len(digits)
-        found = [f.cpu() for f in decode(maps, self.hparams.threshold)]
+        images = batch["image"].permute(0, 2, 3, 1).cpu().numpy()
+        found = [
+            self.read_digits(f.cpu(), image)
+            for f, image in zip(decode(maps, self.hparams.threshold), images, strict=True)
+        ]
         boxes = [b.cpu() for b in self._rows(batch, "boxes", "count")]
         kept = (found, [d.cpu() for d in digits], boxes, list(batch["answer"]), loss)
         self._keep(stage, batch, kept)
