@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def cli_parser(
@@ -32,7 +33,65 @@ def cli_parser(
 def add_fallback_argument(p) -> None:
     p.add_argument(
         "--fallback",
-        type=float,
+        type=share,
         default=0.0,
         help="below this confidence, search again from four tiles of the photo (default 0: off)",
     )
+
+
+# ------------------------------------------------------------------ flag values (argparse types)
+# Each refuses a bad value with argparse's one-line usage error naming the flag, before anything
+# is created or loaded.
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 1") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number > 0") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number > 0")
+    return value
+
+
+def share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number in [0, 1]") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number in [0, 1]")
+    return value
+
+
+def port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a port, 0-65535") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a port, 0-65535 (0: any free one)")
+    return value
+
+
+def size32(text: str) -> int:
+    value = positive_int(text)
+    if value % 32:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a multiple of 32")
+    return value
+
+
+def readable_file(text: str) -> str:
+    from pathlib import Path
+
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return text

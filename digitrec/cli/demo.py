@@ -24,6 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from digitrec.cli._common import port
 from digitrec.paths import default_tracking_uri
 from digitrec.serving.app import ENABLE
 from digitrec.serving.demo import (
@@ -51,7 +52,7 @@ def parser() -> argparse.ArgumentParser:
         help="no reader of MNIST numbers anywhere: run digitrec-train first",
     )
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=port, default=8000, help="0: any free port")
     p.add_argument(
         "--tls",
         nargs=2,

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from digitrec.cli._common import positive_int
 from digitrec.evaluation.folders import (
     PROG,
     UsageError,
@@ -83,8 +84,10 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="accept glyph files whose checksums are not the official ones",
     )
-    p.add_argument("--batch-size", type=int, default=500, help="images per forward pass")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--batch-size", type=positive_int, default=500, help="images per forward pass")
+    p.add_argument(
+        "--threads", type=positive_int, default=None, help="torch threads (default: all cores)"
+    )
     return p
 
 

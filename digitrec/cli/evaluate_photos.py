@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from digitrec.cli._common import add_fallback_argument, cli_parser
+from digitrec.cli._common import add_fallback_argument, cli_parser, positive_int
 from digitrec.evaluation.photos import (
     EXPERIMENT,
     evaluate,
@@ -70,10 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="a folder written by digitrec-data scenes; repeatable",
     )
-    p.add_argument("--limit", type=int, default=None, help="the first N images only")
+    p.add_argument("--limit", type=positive_int, default=None, help="the first N images only")
     p.add_argument("--out", default=None, help="write the figures and readings as JSON here")
     add_fallback_argument(p)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=positive_int, default=None)
     p.add_argument("--experiment", default=EXPERIMENT, help="MLflow experiment (photo_eval)")
     p.add_argument("--no-track", action="store_true", help="do not log an MLflow run")
     add_uri_argument(p)

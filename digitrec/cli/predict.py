@@ -27,7 +27,13 @@ from pathlib import Path
 
 import torch
 
-from digitrec.cli._common import add_fallback_argument, cli_parser
+from digitrec.cli._common import (
+    add_fallback_argument,
+    cli_parser,
+    positive_float,
+    positive_int,
+    size32,
+)
 from digitrec.inference.annotate import draw, encode
 from digitrec.inference.images import IMAGE_SUFFIXES, ImageError, expand_inputs, load_image
 from digitrec.inference.pipeline import PhotoReader
@@ -48,6 +54,14 @@ def _inputs(items: list[str]):
         if not names:
             yield item, f"{item}: no images in this folder ({', '.join(IMAGE_SUFFIXES)})"
         yield from ((name, None) for name in names)
+
+
+def annotated_name(name: str, suffix: str) -> Path:
+    """Where an input's annotated copy goes under --annotate: its path as given (a/x.jpg and b/x.jpg
+    stay apart), without a root or drive, `..` made `__`, so it always lands inside the folder."""
+    p = Path(name)
+    parts = [("__" if part == ".." else part) for part in p.parts if part not in (p.anchor, ".")]
+    return Path(*parts).with_suffix(suffix) if parts else Path("image" + suffix)
 
 
 def read_files(
@@ -72,7 +86,7 @@ def read_files(
             suffix = Path(name).suffix.lower()
             suffix = suffix if suffix in (".jpg", ".jpeg", ".png") else ".png"
             image_out = encode(draw(image, reading), suffix)
-            atomic_write_bytes(annotate / (Path(name).stem + suffix), image_out)
+            atomic_write_bytes(annotate / annotated_name(name, suffix), image_out)
     return failed
 
 
@@ -147,7 +161,7 @@ def parser():
         "--annotate",
         default=None,
         metavar="DIR",
-        help="write each image with its box and number into DIR",
+        help="write each image with its box and number into DIR (at its path as given: a/x.jpg and b/x.jpg stay apart)",
     )
     p.add_argument(
         "--video",
@@ -164,17 +178,30 @@ def parser():
     p.add_argument(
         "--show", action="store_true", help="--video: show frames live (needs a display)"
     )
-    p.add_argument("--every", type=int, default=1, help="--video: read every N-th frame")
-    p.add_argument("--max-frames", type=int, default=None, help="--video: stop after N frames")
+    p.add_argument("--every", type=positive_int, default=1, help="--video: read every N-th frame")
+    p.add_argument(
+        "--max-frames", type=positive_int, default=None, help="--video: stop after N frames"
+    )
     add_fallback_argument(p)
     p.add_argument(
+        "--sizes",
+        type=size32,
+        nargs="+",
+        default=None,
+        metavar="PX",
+        help="a detector: the long sides it reads the photo at (a pyramid, digits merged; "
+        "multiples of 32; default: its own)",
+    )
+    p.add_argument(
         "--max-mpx",
-        type=float,
+        type=positive_float,
         default=None,
         help="largest image, megapixels (default 50, or DIGITREC_MAX_PIXELS; a "
         "larger JPEG is decoded smaller, other formats refused)",
     )
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument(
+        "--threads", type=positive_int, default=None, help="torch threads (default: all cores)"
+    )
     return p
 
 
@@ -200,9 +227,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError("--localizer needs the reader's checkpoint before the images")
             from digitrec import pretrained
 
-            reader = open_reader(pretrained.path("detector"))
+            reader = open_reader(pretrained.path("detector"), sizes=args.sizes)
         else:
-            reader = open_reader(args.checkpoint, args.localizer, fallback=args.fallback)
+            reader = open_reader(
+                args.checkpoint, args.localizer, fallback=args.fallback, sizes=args.sizes
+            )
         annotate = None
         if args.annotate:
             annotate = Path(args.annotate)

@@ -41,6 +41,13 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument(
         "--out-dir", default=None, help="where to write NAME.ckpt (default: the box itself)"
     )
+    k.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an inference setting chosen on validation data: threshold, answer_threshold, size",
+    )
     return p
 
 
@@ -90,7 +97,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "register":
             return _register(args.uri, args.alias)
         out_dir = args.out_dir or pretrained.HERE
-        out = pretrained.pack(args.checkpoint, args.name, half=not args.float32, out_dir=out_dir)
+        settings = {}
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            try:
+                settings[key] = float(value)
+            except ValueError:
+                raise ValueError(f"--set {item!r}: expected KEY=NUMBER") from None
+            if not sep:
+                raise ValueError(f"--set {item!r}: expected KEY=NUMBER")
+        out = pretrained.pack(
+            args.checkpoint, args.name, half=not args.float32, out_dir=out_dir, settings=settings
+        )
         print(f"digitrec-pretrained: {args.checkpoint} → {out} ({out.stat().st_size / 1e6:.1f} MB)")
         return 0
     except (FileNotFoundError, ValueError) as e:

@@ -32,7 +32,7 @@ import argparse
 import logging
 import sys
 
-from digitrec.cli._common import cli_parser
+from digitrec.cli._common import cli_parser, port, positive_float, positive_int, readable_file
 from digitrec.registry import open_reader
 from digitrec.serving.app import (
     make_server,
@@ -50,25 +50,25 @@ def parser() -> argparse.ArgumentParser:
         "models:/..., runs:/...)",
     )
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--max-mb", type=float, default=10.0, help="largest upload, MB")
+    p.add_argument("--port", type=port, default=8000, help="0: any free port")
+    p.add_argument("--max-mb", type=positive_float, default=10.0, help="largest upload, MB")
     p.add_argument(
         "--max-mpx",
-        type=float,
+        type=positive_float,
         default=None,
         help="largest image, megapixels (default 50; a larger JPEG is decoded "
         "smaller, other formats refused)",
     )
-    p.add_argument("--workers", type=int, default=1, help="readings at once (default 1)")
+    p.add_argument("--workers", type=positive_int, default=1, help="readings at once (default 1)")
     p.add_argument(
         "--queue",
-        type=int,
+        type=positive_int,
         default=32,
         help="uploads waiting for a worker before the server answers 503",
     )
     p.add_argument(
         "--upload-timeout",
-        type=float,
+        type=positive_float,
         default=30.0,
         help="seconds an upload may take to arrive (default 30)",
     )
@@ -76,6 +76,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tls",
         nargs=2,
+        type=readable_file,
         metavar=("CERT.pem", "KEY.pem"),
         default=None,
         help="serve HTTPS (a browser shows the camera to a page from another machine "

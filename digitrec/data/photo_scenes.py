@@ -226,8 +226,7 @@ def _add_number(rng, scene, fonts, style, taken, plaques: float) -> tuple[np.nda
 
 
 def _add_word(rng, scene, fonts, taken) -> None:
-    import cv2
-
+    """A word (a street word or random letters) painted where no number is: a negative."""
     H, W = scene.shape[:2]
     if rng.random() < 0.5:
         text = str(rng.choice(WORDS))
@@ -252,7 +251,6 @@ def _add_word(rng, scene, fonts, taken) -> None:
     color = _contrasting(rng, scene[y0:y1, x0:x1])
     crop = np.broadcast_to(color, (h, w, 3)).astype(np.float32)
     _warp_into(scene, crop, alpha * rng.uniform(0.6, 1.0), m)
-    del cv2
 
 
 def scene(

@@ -9,7 +9,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 import torch
@@ -92,6 +92,10 @@ def folder_items(folder: Path) -> list[Item]:
     for file, number, crop in read_labels(folder, extra=("crop",)):
         if not DIGITS.fullmatch(number):
             raise ValueError(f"{folder / LABELS}: {file}: number {number!r} is not a digit string")
+        if not file or PurePath(file).is_absolute() or ".." in PurePath(file).parts:
+            raise ValueError(
+                f"{folder / LABELS}: {file!r}: outside {folder} (paths are relative to the folder)"
+            )
         out.append(Item(file, folder / file, number, None, crop or None))
     return out
 

@@ -1,8 +1,9 @@
 """The detector's photo reader: every digit in the photo found and classified at full resolution,
 digits grouped into candidate numbers (rows and vertical stacks), the best candidate the answer.
 
-photo (any size) → letterboxed to each of `sizes` (the checkpoint's own size by default) → the
-digit CenterNet → digits (threshold) → back to the photo's pixels; several sizes: their digits
+photo (any size) → scaled to fit each of `sizes` (the checkpoint's own size by default) on its
+long side, never enlarged, padded to multiples of 32 (the network is fully convolutional: a wide
+photo stays wide) → the digit CenterNet → digits (threshold) → back to the photo's pixels; several sizes: their digits
 merged (a digit found at two sizes kept once) → each digit cut from the photo at full resolution
 and read again by the digit classifier (0-9, or "no digit": dropped) → candidates
 (digitrec.models.grouping) → the best
@@ -18,11 +19,26 @@ import numpy as np
 import torch
 
 from digitrec.data.photo_augment import digit_crops
-from digitrec.data.street_photos import letterbox
 from digitrec.inference.pipeline import Reading
 from digitrec.models.detector import _suppress, decode, reclassify
 from digitrec.models.fuse import fuse_conv_bn
 from digitrec.models.grouping import Candidate, group
+
+
+def fit(image: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+    """`image` scaled so its long side is at most `size` (never enlarged), on black padded to
+    multiples of 32 at the right and bottom: (canvas, scale); a point (x, y) of the image is
+    (x * scale, y * scale) on the canvas."""
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = min(1.0, size / max(h, w))
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    if scale < 1:
+        image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+    canvas = np.zeros((-(-nh // 32) * 32, -(-nw // 32) * 32, 3), np.uint8)
+    canvas[:nh, :nw] = image
+    return canvas, scale
 
 
 def _candidate_dict(c: Candidate) -> dict:
@@ -69,10 +85,10 @@ class DetectorReader:
         """Every digit found (n, 7): x0, y0, x1, y1 in the photo's pixels, score, class, heat."""
         found = []
         for size in self.sizes:
-            square, scale, (dx, dy) = letterbox(image, size)
-            x = torch.from_numpy(square).permute(2, 0, 1)[None].float() / 255
+            canvas, scale = fit(image, size)
+            x = torch.from_numpy(canvas).permute(2, 0, 1)[None].float() / 255
             d = decode(self.net(x), self.threshold)[0]
-            d[:, :4] = (d[:, :4] - torch.tensor([dx, dy, dx, dy])) / scale
+            d[:, :4] = d[:, :4] / scale
             found.append(d)
         merged = torch.cat(found)
         merged = merged[torch.argsort(merged[:, 4], descending=True)]

@@ -109,7 +109,18 @@ def _bound(image, name: str, limit: int) -> None:
 
 def load_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
     """A photo file → (H, W, 3) uint8 RGB, EXIF orientation applied, at most `max_pixels`
-    (default: max_pixels_default()). Raises ImageError with one line naming the file."""
+    (default: max_pixels_default()). Raises ImageError with one line naming the file; a FIFO,
+    a device or a folder is refused before it is opened (reading one could block forever)."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except OSError as e:
+        raise ImageError(f"{path}: not readable ({e.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise ImageError(f"{path}: not a regular file (a folder, a FIFO or a device)")
     return _open(str(path), str(path), max_pixels)
 
 

@@ -217,16 +217,18 @@ class WholeImageReader:
 def open_reader(
     reader: str | Path, localizer: str | Path | None = None, **kwargs
 ) -> PhotoReader | WholeImageReader:
-    """The reader for checkpoint files (model URIs: digitrec.registry.open_reader): a PhotoReader
+    """The reader for checkpoint files (model URIs: digitrec.registry.open_reader): a
+    DetectorReader for a detector (`sizes`: its input sizes), a PhotoReader
     for a reader of crops with a localizer, else a WholeImageReader. What each reads is what its
     checkpoint says it was trained on."""
+    sizes = kwargs.pop("sizes", None)  # a detector's; a two-stage reader has none
     module = load_task(reader)
     if module.task == "detector":
         if localizer is not None:
             raise ValueError(f"{reader}: a detector reads whole photos; give no --localizer")
         from digitrec.inference.detection import DetectorReader
 
-        return DetectorReader(module)
+        return DetectorReader(module, sizes=sizes)
     if module.task != "reader":
         raise ValueError(
             f"{reader}: a {module.task} checkpoint; expected a reader (a number reader's best.ckpt)"

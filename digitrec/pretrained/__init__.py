@@ -40,22 +40,44 @@ def card(name: str) -> Path:
     return path(name).with_suffix(".md")
 
 
-def pack(source: str | Path, name: str, half: bool = True, out_dir: Path = HERE) -> Path:
+INFERENCE_KEYS = ("threshold", "answer_threshold", "size")  # what `settings` may change
+
+
+def pack(
+    source: str | Path,
+    name: str,
+    half: bool = True,
+    out_dir: Path = HERE,
+    settings: dict | None = None,
+) -> Path:
     """Write `source` (a Lightning checkpoint) trimmed as `<out_dir>/<name>.ckpt`: state dict
-    (float16 when `half`), hyperparameters and the digitrec entry; written whole or not at all."""
+    (float16 when `half`), hyperparameters and the digitrec entry; written whole or not at all.
+    `settings` change inference settings chosen after training (on validation data): the
+    hyperparameters `threshold`, `answer_threshold`, and `size`, the letterbox size it reads at."""
     ckpt = checkpoints.load(source, needs=("state_dict", "hyper_parameters"))
+    settings = dict(settings or {})
+    unknown = sorted(set(settings) - set(INFERENCE_KEYS))
+    if unknown:
+        raise ValueError(f"--set {unknown[0]}: expected one of {', '.join(INFERENCE_KEYS)}")
     state = {
         k: (v.half() if half and v.is_floating_point() else v)
         for k, v in ckpt.state["state_dict"].items()
     }
+    hparams = dict(ckpt.state["hyper_parameters"])
+    for key in ("threshold", "answer_threshold"):
+        if key in settings:
+            hparams[key] = float(settings[key])
     keep = {
         "state_dict": state,
-        "hyper_parameters": ckpt.state["hyper_parameters"],
+        "hyper_parameters": hparams,
         "global_step": ckpt.state.get("global_step", 0),
         "pytorch-lightning_version": ckpt.state.get("pytorch-lightning_version", ""),
     }
     if checkpoints.META_KEY in ckpt.state:
-        keep[checkpoints.META_KEY] = ckpt.state[checkpoints.META_KEY]
+        keep[checkpoints.META_KEY] = dict(ckpt.state[checkpoints.META_KEY])
+    if "size" in settings:
+        meta = keep.setdefault(checkpoints.META_KEY, {"format": 1, "task": ckpt.task})
+        meta["preprocessing"] = {**(meta.get("preprocessing") or {}), "size": int(settings["size"])}
     out = Path(out_dir) / f"{name}.ckpt"
     with atomic_path(out) as tmp:
         torch.save(keep, tmp)

@@ -54,7 +54,7 @@ class NumberDetector(TaskModule):
         offset_weight: float = 1.0,
         class_weight: float = 1.0,
         crop_weight: float = 1.0,
-        crop_size: int = 32,
+        crop_size: int = 0,
         crop_expand: float = 0.15,
         crop_width: int = 32,
         threshold: float = 0.3,

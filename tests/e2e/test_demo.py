@@ -31,46 +31,48 @@ def _finished_run(client, experiment: str, checkpoint) -> None:
     client.set_terminated(run.info.run_id)
 
 
-def test_models_are_found_in_the_store_and_the_photo_reader_folder(tmp_path, monkeypatch):
+def _no_shipped_models(monkeypatch, tmp_path):
+    from digitrec import pretrained
+
+    monkeypatch.setattr(pretrained, "HERE", tmp_path / "no-box")
+
+
+def test_models_are_found_in_the_store_the_photo_reader_folder_and_the_box(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     client = MlflowClient(f"sqlite:///{new_store(tmp_path / 'mlflow.db')}")
+    shipped = demo_lib.find_models(client)  # nothing trained here: the models in the box
+    assert shipped["photo"][0][0].endswith("pretrained/detector.ckpt")
+    assert shipped["draw"][0].endswith("pretrained/mnist.ckpt")
+    _no_shipped_models(monkeypatch, tmp_path)
     assert demo_lib.find_models(client) == {"draw": None, "photo": None}
     checkpoint = _mnist_checkpoint(tmp_path / "best.ckpt")
     _finished_run(client, "mnist_seq", checkpoint)
     found = demo_lib.find_models(client)
     assert found["draw"] == (str(checkpoint), "the latest mnist_seq run") and found["photo"] is None
-    for kind in ("reader", "localizer"):  # what make train-photo-reader leaves
-        folder = tmp_path / "outputs" / "photo_reader" / kind / "checkpoints"
-        folder.mkdir(parents=True)
-        (folder / "best.ckpt").write_bytes(b"")
-    (reader, localizer), where = demo_lib.find_models(client)["photo"]
-    assert reader.endswith("reader/checkpoints/best.ckpt") and "localizer/" in localizer
+    folder = tmp_path / "outputs" / "photo_reader" / "detector" / "checkpoints"
+    folder.mkdir(parents=True)  # what make train-photo-reader leaves
+    (folder / "best.ckpt").write_bytes(b"")
+    (detector, localizer), where = demo_lib.find_models(client)["photo"]
+    assert detector.endswith("detector/checkpoints/best.ckpt") and localizer is None
     assert demo_lib.find_models(client, mnist_reader="x.ckpt")["draw"] == ("x.ckpt", "given")
 
 
 def test_without_any_model_it_names_the_commands(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    _no_shipped_models(monkeypatch, tmp_path)
     assert demo.main([]) == 2
     err = capsys.readouterr().err
     assert "make train" in err and "make train-photo-reader" in err
     assert not (tmp_path / "mlflow.db").exists()  # nothing created by looking
 
 
-def test_demo_serves_the_page_with_the_draw_mode_only(tmp_path):
-    checkpoint = _mnist_checkpoint(tmp_path / "best.ckpt")
+def test_demo_with_nothing_trained_serves_all_three_modes_from_the_box(tmp_path):
+    """A fresh clone, no training: make demo's page has upload, camera and draw ready."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "digitrec.cli.demo",
-            "--mnist-reader",
-            str(checkpoint),
-            "--port",
-            "0",
-        ],
+        [sys.executable, "-m", "digitrec.cli.demo", "--port", "0"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -86,11 +88,11 @@ def test_demo_serves_the_page_with_the_draw_mode_only(tmp_path):
                 break
         assert url, "".join(lines)
         text = "".join(lines)
-        assert "upload and camera: no model; make train-photo-reader" in text
-        assert f"draw: {checkpoint} (from given)" in text
+        assert "upload and camera: " in text and "pretrained/detector.ckpt" in text
+        assert "draw: " in text and "pretrained/mnist.ckpt" in text
         with urllib.request.urlopen(f"{url.group(0)}api/modes", timeout=30) as r:
             modes = json.loads(r.read())
-        assert modes["draw"]["ready"] and not modes["photo"]["ready"]
+        assert modes["draw"]["ready"] and modes["photo"]["ready"]
         with urllib.request.urlopen(url.group(0), timeout=30) as r:
             assert 'id="pad"' in r.read().decode()
     finally:

@@ -1,0 +1,69 @@
+"""Bad input, round two (issue 30), the cases fixed so far: flag values refused by argparse before
+anything is created, --annotate keeping inputs apart, a FIFO refused without blocking, and
+labels.csv paths confined to their folder in digitrec-evaluate-photos."""
+
+import os
+
+import pytest
+
+from digitrec.cli import predict, serve
+from digitrec.cli.predict import annotated_name
+from digitrec.evaluation.photos import folder_items
+from digitrec.inference.images import ImageError, load_image
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["x.jpg", "--threads", "-1"], "--threads"),
+        (["x.jpg", "--max-mpx", "0"], "--max-mpx"),
+        (["x.jpg", "--max-mpx", "nan"], "--max-mpx"),
+        (["x.jpg", "--every", "0"], "--every"),
+        (["x.jpg", "--sizes", "500"], "--sizes"),
+        (["x.jpg", "--fallback", "2"], "--fallback"),
+    ],
+)
+def test_predict_refuses_bad_flag_values_in_one_line(argv, flag, capsys):
+    with pytest.raises(SystemExit) as e:
+        predict.main(argv)
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert e.value.code == 2 and f"argument {flag}:" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["--port", "99999"], "--port"),
+        (["--tls", "/missing.pem", "/missing.key"], "--tls"),
+        (["--workers", "0"], "--workers"),
+        (["--max-mb", "-1"], "--max-mb"),
+    ],
+)
+def test_serve_refuses_bad_flag_values_before_it_starts(argv, flag, capsys):
+    with pytest.raises(SystemExit) as e:
+        serve.main(argv)
+    out = capsys.readouterr()
+    assert e.value.code == 2 and f"argument {flag}:" in out.err and "https://" not in out.out
+
+
+def test_annotated_copies_keep_their_relative_paths_inside_the_folder():
+    assert annotated_name("x.jpg", ".jpg").as_posix() == "x.jpg"
+    assert annotated_name("sub/x.jpg", ".jpg").as_posix() == "sub/x.jpg"
+    assert annotated_name("/abs/x.png", ".png").as_posix() == "abs/x.png"
+    assert annotated_name("../x.jpeg", ".jpg").as_posix() == "__/x.jpg"
+
+
+def test_a_fifo_named_like_a_photo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageError, match="not a regular file"):
+        load_image(fifo)
+    with pytest.raises(ImageError, match="not a regular file"):
+        load_image(tmp_path)
+
+
+@pytest.mark.parametrize("file", ["../outside.jpg", "/etc/passwd", "a/../../b.jpg"])
+def test_evaluate_photos_keeps_labels_inside_their_folder(tmp_path, file):
+    (tmp_path / "labels.csv").write_text(f"file,number\n{file},12\n")
+    with pytest.raises(ValueError, match="outside"):
+        folder_items(tmp_path)
