@@ -119,5 +119,5 @@ def export(module, name: str, out: Path, formats: list[str]) -> dict:
         path = out / f"{name}.{'pt' if fmt == 'torchscript' else 'onnx'}"
         atomic_write_bytes(path, data)
         entry[fmt] = {"file": path.name, "max_abs_difference": diff}
-        print(f"{path}: {len(data) / 1e6:.1f} MB, max |difference| from PyTorch {diff:.1e}")
+        print(f"{path.name}: {len(data) / 1e6:.1f} MB, max |difference| from PyTorch {diff:.1e}")
     return entry

@@ -94,6 +94,26 @@ def fit_and_test(cfg, model, datamodule, callbacks, **trainer_kwargs):
     return trainer, metrics, best, fit_seconds
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived (a scheduler's stop, `kill`): the run ends KILLED, whatever stage it is in."""
+
+
+def _terminate_on_sigterm():
+    """Make SIGTERM raise Terminated in the main thread (Lightning's own handler, during fit,
+    calls this one too); returns what restores the previous handler."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise Terminated(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, test on the best checkpoint, log everything to MLflow; return the final metrics.
 
@@ -113,6 +133,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     log.info(
         "MLflow run %s in experiment %r (%s)", tracker.run_id, tracker.experiment_name, tracker.uri
     )
+    restore = _terminate_on_sigterm()
     try:  # from here on a failure is recorded on the run (a FAILED child in a sweep)
         if not tracker.resumed:
             tracker.log_config()  # first: a run that fails shows what it was given
@@ -144,8 +165,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         tested = best or getattr(trainer.checkpoint_callback, "last_model_path", "")
         tracker.log_model(tested, log_checkpoint_model)
     except BaseException as e:
-        tracker.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+        tracker.finish("KILLED" if isinstance(e, KeyboardInterrupt | Terminated) else "FAILED")
         raise
+    finally:
+        restore()
     tracker.finish()
     print(summary(metrics, model.headline_metrics, tracker, datamodule.n_test(), best), flush=True)
     return metrics

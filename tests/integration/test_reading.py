@@ -489,6 +489,15 @@ def test_torchscript_and_onnx_exports_match_pytorch(checkpoints, tmp_path):
         assert meta["localizer"][fmt]["max_abs_difference"] < 1e-4
 
 
+def test_a_failed_export_leaves_nothing_behind(checkpoints, tmp_path):
+    out = tmp_path / "exported"
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    assert export.main([str(checkpoints[0]), "--localizer", str(bad), "--out", str(out)]) == 2
+    assert export.main([str(bad), "--out", str(out)]) == 2
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["bad.ckpt"]
+
+
 # ------------------------------------------------------------------------------- web app
 @pytest.fixture(scope="module")
 def server(photo_reader):
