@@ -18,6 +18,7 @@ Loading is weights-only (no pickle runs) and memory-mapped for torch's zip forma
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,9 +77,11 @@ def load(
     if not path.is_file():
         raise FileNotFoundError(f"{where}: no such checkpoint file")
     try:
-        state = torch.load(
-            path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
-        )
+        with warnings.catch_warnings():  # torch's notes on odd pickles: the error says enough
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(
+                path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
+            )
     except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, zipfile.BadZipFile) as e:
         raise CheckpointError(
             f"{where}: not a readable PyTorch checkpoint ({_problem(e)})"

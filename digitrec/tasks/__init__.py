@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from digitrec import checkpoints
 from digitrec.checkpoints import CheckpointError
 from digitrec.io import first_line
@@ -44,6 +46,28 @@ def task_name(ckpt: checkpoints.Checkpoint) -> str:
     return ckpt.task or legacy_task(ckpt.hyper_parameters)
 
 
+def _check_sizes(cls, hyper_parameters: dict, state: dict) -> None:
+    """The network the hyperparameters declare, built without memory (on the meta device), must
+    have exactly the checkpoint's weights: a file declaring a huge network with no weights for it
+    is refused before anything is allocated."""
+    with torch.device("meta"):
+        shell = cls(**hyper_parameters)
+    expected = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
+    for key, shape in expected.items():
+        if key not in state:
+            raise ValueError(
+                f"no weights for {key!r} {list(shape)} that its hyperparameters declare"
+            )
+        got = tuple(getattr(state[key], "shape", ()))
+        if got != shape:
+            raise ValueError(
+                f"{key!r} is {list(got)} where its hyperparameters declare {list(shape)}"
+            )
+    extra = sorted(set(state) - set(expected))
+    if extra:
+        raise ValueError(f"weights {extra[0]!r} that its hyperparameters do not declare")
+
+
 def load_task(path: str | Path, key: str | None = None) -> TaskModule:
     """The task module a checkpoint holds, in eval mode, with its preprocessing recipe (the one
     it carries, else the task's default). One-line errors naming `key` (or the path):
@@ -58,6 +82,7 @@ def load_task(path: str | Path, key: str | None = None) -> TaskModule:
             f"{where}: a checkpoint of the task {name!r}; this digitrec knows {', '.join(TASKS)}"
         )
     try:
+        _check_sizes(cls, ckpt.hyper_parameters, ckpt.state["state_dict"])
         module = cls(**ckpt.hyper_parameters)
         module.load_state_dict(ckpt.state["state_dict"])
     except (TypeError, ValueError, KeyError, RuntimeError) as e:

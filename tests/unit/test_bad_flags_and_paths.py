@@ -67,3 +67,28 @@ def test_evaluate_photos_keeps_labels_inside_their_folder(tmp_path, file):
     (tmp_path / "labels.csv").write_text(f"file,number\n{file},12\n")
     with pytest.raises(ValueError, match="outside"):
         folder_items(tmp_path)
+
+
+def test_a_checkpoint_declaring_a_huge_network_without_its_weights_is_refused_unbuilt(tmp_path):
+    import resource
+
+    import torch
+
+    from digitrec.checkpoints import CheckpointError
+    from digitrec.tasks import load_task
+
+    crafted = tmp_path / "crafted.ckpt"
+    torch.save(
+        {
+            "state_dict": {},
+            "hyper_parameters": {"widths": [4096] * 5, "head_width": 4096},
+            "digitrec": {"format": 1, "task": "detector"},
+        },
+        crafted,
+    )
+    assert crafted.stat().st_size < 4096
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match="no weights for 'net.stages.0.0.0.weight'"):
+        load_task(crafted)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 200  # the 4096-wide network (GBs) was never allocated
