@@ -35,7 +35,12 @@ from digitrec.cli._common import (
     size32,
 )
 from digitrec.inference.annotate import draw, encode
-from digitrec.inference.images import IMAGE_SUFFIXES, ImageError, expand_inputs, load_image
+from digitrec.inference.images import (
+    IMAGE_SUFFIXES,
+    ImageError,
+    expand_inputs,
+    load_image_scaled,
+)
 from digitrec.inference.pipeline import PhotoReader
 from digitrec.io import atomic_write_bytes
 from digitrec.registry import open_reader
@@ -74,14 +79,15 @@ def read_files(
         try:
             if problem:
                 raise ImageError(problem)
-            image = load_image(name, max_pixels)
+            image, factor = load_image_scaled(name, max_pixels)
         except ImageError as e:
             failed += 1
             _emit({"file": name, "error": str(e)})
             print(f"digitrec-predict: {e}", file=sys.stderr)
             continue
         reading = reader(image)
-        _emit({"file": name, **reading.to_dict()})
+        # boxes in the photo's pixels, also when the decoder reduced a very large JPEG
+        _emit({"file": name, **reading.scaled(factor).to_dict()})
         if annotate is not None:
             suffix = Path(name).suffix.lower()
             suffix = suffix if suffix in (".jpg", ".jpeg", ".png") else ".png"

@@ -63,7 +63,9 @@ def to_rgb(image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
-def _open(source, name: str, max_pixels: int | None) -> np.ndarray:
+def _open(source, name: str, max_pixels: int | None) -> tuple[np.ndarray, float]:
+    """(the image decoded, the factor from its pixels to the file's: 1, or 2-8 for a JPEG the
+    decoder reduced)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     limit = max_pixels_default() if max_pixels is None else max_pixels
@@ -71,9 +73,11 @@ def _open(source, name: str, max_pixels: int | None) -> np.ndarray:
         with warnings.catch_warnings():  # the limit below is ours; Pillow's warning is noise
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(source) as image:  # reads the header only
+                declared = image.size[0]
                 _bound(image, name, limit)
                 image.load()  # decode now: a truncated file fails here, not later
-                return to_rgb(ImageOps.exif_transpose(image))
+                factor = declared / image.size[0]
+                return to_rgb(ImageOps.exif_transpose(image)), factor
     except FileNotFoundError:
         raise ImageError(f"{name}: no such file") from None
     except Image.DecompressionBombError as e:  # beyond Pillow's own hard limit
@@ -108,9 +112,16 @@ def _bound(image, name: str, limit: int) -> None:
 
 
 def load_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
-    """A photo file → (H, W, 3) uint8 RGB, EXIF orientation applied, at most `max_pixels`
-    (default: max_pixels_default()). Raises ImageError with one line naming the file; a FIFO,
-    a device or a folder is refused before it is opened (reading one could block forever)."""
+    """A photo file → (H, W, 3) uint8 RGB (see `load_image_scaled`)."""
+    return load_image_scaled(path, max_pixels)[0]
+
+
+def load_image_scaled(path: str | Path, max_pixels: int | None = None) -> tuple[np.ndarray, float]:
+    """A photo file → ((H, W, 3) uint8 RGB, EXIF orientation applied, at most `max_pixels`
+    (default: max_pixels_default()); the factor from its pixels to the file's: 1, or 2-8 when a
+    larger JPEG was decoded reduced — multiply boxes by it to give them in the photo's pixels).
+    Raises ImageError with one line naming the file; a FIFO, a device or a folder is refused
+    before it is opened (reading one could block forever)."""
     import stat
 
     try:
@@ -124,9 +135,16 @@ def load_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
     return _open(str(path), str(path), max_pixels)
 
 
+def decode_image_scaled(
+    data: bytes, name: str = "upload", max_pixels: int | None = None
+) -> tuple[np.ndarray, float]:
+    """Encoded image bytes → (image, factor), as load_image_scaled."""
+    return _open(io.BytesIO(data), name, max_pixels)
+
+
 def decode_image(data: bytes, name: str = "upload", max_pixels: int | None = None) -> np.ndarray:
     """Encoded image bytes → (H, W, 3) uint8 RGB, as load_image. Raises ImageError."""
-    return _open(io.BytesIO(data), name, max_pixels)
+    return _open(io.BytesIO(data), name, max_pixels)[0]
 
 
 def expand_inputs(items: Iterable[str]) -> Iterator[str]:

@@ -31,12 +31,30 @@ class Reading:
     box: list[float]  # the number's box in the photo's pixels: x0, y0, x1, y1
     candidates: list[dict] | None = None  # the detector's: every candidate number, best first
 
+    def scaled(self, factor: float) -> Reading:
+        """The same reading with every box times `factor` (a reduced decode's pixels → the
+        photo's)."""
+        if factor == 1:
+            return self
+        grow = lambda box: [v * factor for v in box]  # noqa: E731
+        candidates = None
+        if self.candidates is not None:
+            candidates = [
+                {**c, "box": grow(c["box"]), "digits": [grow(d) for d in c["digits"]]}
+                for c in self.candidates
+            ]
+        return Reading(self.number, self.confidence, grow(self.box), candidates)
+
     def to_dict(self) -> dict:
         out = asdict(self)
         out["confidence"] = round(self.confidence, 4)
         out["box"] = [round(v, 1) for v in self.box]
         if self.candidates is None:
             del out["candidates"]
+        else:
+            for c in out["candidates"]:
+                c["box"] = [round(v, 1) for v in c["box"]]
+                c["digits"] = [[round(v, 1) for v in d] for d in c["digits"]]
         return out
 
 

@@ -18,7 +18,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from digitrec.inference.drawing import read_drawing
-from digitrec.inference.images import ImageError, decode_image, max_pixels_default
+from digitrec.inference.images import (
+    ImageError,
+    decode_image,
+    decode_image_scaled,
+    max_pixels_default,
+)
 from digitrec.inference.pipeline import PhotoReader, WholeImageReader
 from digitrec.registry import open_reader
 from digitrec.serving.uploads import Refused, check_type, drain, read_body
@@ -110,13 +115,13 @@ def make_app(
 
     def read_photo(data: bytes, fallback: float | None) -> dict:
         start = time.perf_counter()
-        image = decode_image(data, "upload", max_pixels)
+        image, factor = decode_image_scaled(data, "upload", max_pixels)
         reading = reader(image) if fallback is None else _with_fallback(reader, image, fallback)
         ms = 1000 * (time.perf_counter() - start)
-        return {
-            **reading.to_dict(),
-            "width": image.shape[1],
-            "height": image.shape[0],
+        return {  # in the photo's pixels, also when the decoder reduced a very large JPEG
+            **reading.scaled(factor).to_dict(),
+            "width": round(image.shape[1] * factor),
+            "height": round(image.shape[0] * factor),
             "ms": round(ms, 1),
         }
 

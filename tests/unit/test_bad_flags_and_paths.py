@@ -92,3 +92,26 @@ def test_a_checkpoint_declaring_a_huge_network_without_its_weights_is_refused_un
         load_task(crafted)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mb < 200  # the 4096-wide network (GBs) was never allocated
+
+
+def test_a_jpeg_decoded_reduced_is_answered_in_the_photos_pixels(tmp_path, capsys):
+    """Over --max-mpx a JPEG is decoded at 1/2..1/8 scale; boxes still come in its own pixels."""
+    import json
+
+    from PIL import Image
+
+    from digitrec.inference.images import load_image_scaled
+    from digitrec.inference.pipeline import Reading
+
+    Image.new("RGB", (4000, 2000), (128, 128, 128)).save(tmp_path / "big.jpg", quality=40)
+    image, factor = load_image_scaled(tmp_path / "big.jpg", max_pixels=2_000_000)
+    assert image.shape[:2] == (1000, 2000) and factor == 2.0
+    reading = Reading(
+        "12", 0.9, [10, 20, 30, 40], [{"box": [10, 20, 30, 40], "digits": [[1, 2, 3, 4]]}]
+    )
+    scaled = reading.scaled(factor)
+    assert scaled.box == [20, 40, 60, 80] and scaled.candidates[0]["digits"] == [[2, 4, 6, 8]]
+    # end to end: the whole-photo box of a photo without a number spans the photo's own pixels
+    predict.main([str(tmp_path / "big.jpg"), "--max-mpx", "2"])
+    line = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert line["box"] == [0.0, 0.0, 4000.0, 2000.0]
