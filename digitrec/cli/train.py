@@ -30,7 +30,7 @@ from omegaconf import DictConfig, open_dict
 
 from digitrec.paths import CONF_DIR as _CONF_DIR
 from digitrec.tracking import probe_store
-from digitrec.training.config_check import ConfigError, check
+from digitrec.training.config_check import ConfigError, check, check_builds
 from digitrec.training.errors import describe, expected
 from digitrec.training.train import in_multirun as _in_multirun
 from digitrec.training.train import train
@@ -138,6 +138,8 @@ def precheck(args: list[str]) -> DictConfig | None:
             cfg.hydra.job.num = 0
         HydraConfig.instance().set_config(cfg)
         check(cfg)
+        if not sweep:  # a sweep's jobs build their own (a bad value: a FAILED child)
+            check_builds(cfg)
         probe_store(str(cfg.tracking.uri))
     except HydraException:
         if sweep:  # a key only a swept config group has: the jobs compose it

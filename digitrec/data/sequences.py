@@ -47,6 +47,8 @@ class SequenceSpec:
     noise: float = 0.0  # Gaussian pixel noise, standard deviation up to this (gray levels)
 
     def __post_init__(self):
+        if self.height < 1 or self.width < 1:
+            raise ValueError(f"height={self.height}, width={self.width}: expected pixels >= 1")
         if not 0 <= self.min_len <= self.max_len:
             raise ValueError(f"min_len={self.min_len} must be within 0..max_len={self.max_len}")
         if self.length_probs is not None:

@@ -179,21 +179,27 @@ class SequenceDataModule(BatchDataModule):
         if channels != 1:
             raise ValueError(f"data.channels={channels}: {glyphs} sequences are grayscale (1)")
         self.data_dir = Path(data_dir)
-        self.spec = SequenceSpec(
-            max_len=max_len,
-            min_len=min_len,
-            height=height,
-            width=width,
-            length_probs=tuple(length_probs) if length_probs is not None else None,
-            gap=(int(gap[0]), int(gap[1])),
-            jitter=jitter,
-        )
+        try:  # the spec's errors name their keys under data.
+            self.spec = SequenceSpec(
+                max_len=max_len,
+                min_len=min_len,
+                height=height,
+                width=width,
+                length_probs=tuple(length_probs) if length_probs is not None else None,
+                gap=(int(gap[0]), int(gap[1])),
+                jitter=jitter,
+            )
+        except ValueError as e:
+            raise ValueError(f"data.{e}") from None
         # training may weight lengths differently (more long numbers = more digits per image)
-        self.train_spec = (
-            self.spec
-            if train_length_probs is None
-            else dataclasses.replace(self.spec, length_probs=tuple(train_length_probs))
-        )
+        try:
+            self.train_spec = (
+                self.spec
+                if train_length_probs is None
+                else dataclasses.replace(self.spec, length_probs=tuple(train_length_probs))
+            )
+        except ValueError as e:
+            raise ValueError(f"data.train_{e} (data.max_len={max_len})") from None
         self.train_layouts = self._layouts(layouts, self.train_spec)
         self.val_layouts = self._layouts(layouts, self.spec)
         self.glyphs, self.download, self.verify, self.seed = glyphs, download, verify, seed

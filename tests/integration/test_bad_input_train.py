@@ -86,6 +86,16 @@ def _runs(tmp_path):
         (["init_from=missing.ckpt"], ["init_from='missing.ckpt'", "existing checkpoint file"]),
         (["no_such_key=1"], ["no_such_key", "+no_such_key=1"]),
         (["-m", "seed=0,1", "data.batch_size=0"], ["data.batch_size=0"]),  # before the sweep
+        # values only a constructor checks: still before any run (issue 30)
+        (["data.max_len=3"], ["data.train_length_probs", "data.max_len=3"]),
+        (["data.height=0"], ["height=0"]),
+        (["data.gap=[5,1]"], ["data.gap=(5, 1)"]),
+        (["data.glyphs=klingon"], ["data.glyphs='klingon'"]),
+        pytest.param(
+            ["trainer.accelerator=gpu"],
+            ["trainer.accelerator=gpu", "no CUDA GPU"],
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present"),
+        ),
     ],
     ids=[
         "batch_size",
@@ -99,6 +109,11 @@ def _runs(tmp_path):
         "init_from",
         "unknown_key",
         "sweep",
+        "max_len_vs_weights",
+        "height",
+        "gap",
+        "glyphs",
+        "accelerator",
     ],
 )
 def test_a_bad_config_value_is_one_line_before_any_run_or_folder(
