@@ -224,6 +224,7 @@ def run_folder(model, folder: Path, batch_size: int) -> int:
         pending.clear()
 
     pending: list[dict] = []
+    waiting = 0  # images in pending (counted, not recounted: linear in the rows)
     for file, number in rows:
         record = {"file": file, "number": number}
         try:
@@ -237,8 +238,10 @@ def run_folder(model, folder: Path, batch_size: int) -> int:
             )
         errors += "error" in record
         pending.append(record)
-        if sum("image" in r for r in pending) >= batch_size:
+        waiting += "image" in record
+        if waiting >= batch_size or not waiting:  # a batch to read, or errors only: out now
             flush(pending)
+            waiting = 0
     flush(pending)
 
     totals = _totals(len(rows), errors, results, max_len)
