@@ -36,8 +36,9 @@ DEADLINE_RATE = 100_000  # bytes/s: the slowest average a whole transfer may hav
 UNKNOWN_SIZE_DEADLINE = 3600.0  # seconds, for a body of unknown length
 
 
-class DownloadError(RuntimeError):
-    """A file could not be fetched from any source; the message lists what was tried.
+class DownloadError(OSError):
+    """A file could not be fetched from any source; the message lists what was tried. An OSError
+    (the network, like the file system, is the machine's), so every command reports it in one line.
 
     `timed_out` is true when the failure was a wait running out (a longer timeout might help)."""
 
