@@ -115,3 +115,12 @@ def test_a_jpeg_decoded_reduced_is_answered_in_the_photos_pixels(tmp_path, capsy
     predict.main([str(tmp_path / "big.jpg"), "--max-mpx", "2"])
     line = json.loads(capsys.readouterr().out.splitlines()[0])
     assert line["box"] == [0.0, 0.0, 4000.0, 2000.0]
+
+
+def test_a_failed_download_is_an_expected_one_line_failure():
+    from digitrec.data.download import DownloadError
+    from digitrec.training.errors import describe, expected
+
+    e = DownloadError("MNIST is not in /x/mnist and could not be fetched; tried: ...")
+    assert isinstance(e, OSError) and expected(e)
+    assert "\n" not in describe(e) and "could not be fetched" in describe(e)
