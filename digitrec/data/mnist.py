@@ -341,7 +341,21 @@ def ensure_mnist(
 def load_mnist(data_dir: str | Path, **kwargs) -> dict[str, np.ndarray]:
     """The four MNIST arrays (images uint8 N×28×28, labels uint8 N), verified."""
     directory = ensure_mnist(data_dir, **kwargs)
-    return {k: read_idx(find_idx(directory, s)) for k, s in MNIST_FILES.items()}
+    arrays = {}
+    for key, spec in MNIST_FILES.items():
+        path = find_idx(directory, spec)
+        arrays[key] = read_idx(path)
+        if key.endswith("labels") and len(arrays[key]) and arrays[key].max() > 9:
+            # checked whatever data.verify says: your own idx files get the same one line
+            bad = int(arrays[key].max())
+            raise ValueError(f"{path}: a label of {bad}; MNIST labels are the digits 0-9")
+    for split in ("train", "test"):
+        n_images, n_labels = len(arrays[f"{split}_images"]), len(arrays[f"{split}_labels"])
+        if n_images != n_labels:
+            raise ValueError(
+                f"{directory}: {n_images} {split} images but {n_labels} labels; expected as many"
+            )
+    return arrays
 
 
 def data_dir_from_env(default: str | Path = ".data") -> Path:

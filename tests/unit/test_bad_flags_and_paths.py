@@ -124,3 +124,21 @@ def test_a_failed_download_is_an_expected_one_line_failure():
     e = DownloadError("MNIST is not in /x/mnist and could not be fetched; tried: ...")
     assert isinstance(e, OSError) and expected(e)
     assert "\n" not in describe(e) and "could not be fetched" in describe(e)
+
+
+def test_mnist_labels_out_of_range_are_one_line_even_unverified(tmp_path):
+    import numpy as np
+    from conftest import make_glyphs
+
+    from digitrec.data.idx import write_idx
+    from digitrec.data.mnist import MNIST_FILES, load_mnist
+
+    images, labels = make_glyphs(50, 0)
+    labels = labels.copy()
+    labels[7] = 200
+    arrays = {"train_images": images, "train_labels": labels}
+    arrays |= {"test_images": images, "test_labels": np.zeros(50, np.uint8)}
+    for key, spec in MNIST_FILES.items():
+        write_idx(tmp_path / "mnist" / f"{spec.name}.gz", arrays[key])
+    with pytest.raises(ValueError, match="a label of 200; MNIST labels are the digits 0-9"):
+        load_mnist(tmp_path, download=False, verify=False)
