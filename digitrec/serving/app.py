@@ -137,17 +137,20 @@ def make_app(
         if models[mode] is None:
             await drain(request, upload_timeout)
             raise Refused(503, f"no model for this mode: {ENABLE[mode]}")
+        # the body first: a place in the queue is taken by a photo that has arrived, never by an
+        # upload still on its way (a stalled one ends in 408 after upload_timeout)
+        data = await read_body(request, max_bytes, upload_timeout)
+        check_type(data, request.headers.get("content-type", ""))
         if state["in_flight"] >= workers + queue:
-            await drain(request, upload_timeout)  # so the client, still sending, reads the 503
+            running = min(state["in_flight"], workers)
             raise Refused(
                 503,
-                f"busy: {workers} reading(s) running and {queue} waiting; try again in a moment",
+                f"busy: {running} reading(s) running and {state['in_flight'] - running} "
+                "waiting; try again in a moment",
                 {"Retry-After": "1"},
             )
         state["in_flight"] += 1
         try:
-            data = await read_body(request, max_bytes, upload_timeout)
-            check_type(data, request.headers.get("content-type", ""))
             loop = asyncio.get_running_loop()
             try:
                 return await loop.run_in_executor(pool, work, data, *args)
@@ -208,11 +211,15 @@ class Server:
         app,
         host: str = "127.0.0.1",
         port: int = 8000,
-        backlog: int = 2048,
+        backlog: int = 128,
         verbose: bool = False,
         tls: tuple[str, str] | None = None,
+        header_timeout: float = 10.0,
+        max_connections: int | None = None,
     ):
         import uvicorn
+
+        from digitrec.serving.connections import default_max_connections, guarded_protocol
 
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.socket = socket.socket(family, socket.SOCK_STREAM)
@@ -228,8 +235,10 @@ class Server:
         self.server_port = self.socket.getsockname()[1]
         self.app = app
         certfile, keyfile = tls or (None, None)  # HTTPS: (certificate, key) PEM files
+        self.max_connections = max_connections or default_max_connections()
         config = uvicorn.Config(
             app,
+            http=guarded_protocol(header_timeout, self.max_connections),
             backlog=backlog,
             log_level="info" if verbose else "warning",
             access_log=verbose,
@@ -265,10 +274,22 @@ def make_server(
     max_mb: float = 10.0,
     verbose: bool = False,
     tls: tuple[str, str] | None = None,
+    header_timeout: float = 10.0,
+    max_connections: int | None = None,
     **app_kwargs,
 ) -> Server:
-    """The page's server for `reader`, listening (not yet serving) on host:port."""
-    return Server(make_app(reader, max_mb, **app_kwargs), host, port, verbose=verbose, tls=tls)
+    """The page's server for `reader`, listening (not yet serving) on host:port; a connection
+    has `header_timeout` seconds to send a request's headers, and at most `max_connections` are
+    open at once (digitrec.serving.connections)."""
+    return Server(
+        make_app(reader, max_mb, **app_kwargs),
+        host,
+        port,
+        verbose=verbose,
+        tls=tls,
+        header_timeout=header_timeout,
+        max_connections=max_connections,
+    )
 
 
 def open_drawing_reader(ref: str) -> WholeImageReader:

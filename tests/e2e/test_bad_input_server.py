@@ -225,6 +225,43 @@ def test_slow_and_vanishing_clients_are_timed_out_quietly(serving, photo_reader,
     assert "Traceback" not in capfd.readouterr().err
 
 
+def test_stalled_clients_never_lock_readers_out(serving, photo_reader):  # noqa: F811
+    """Issue 30: connections that never finish their headers and uploads whose body never comes
+    hold no reading place; the headers' ones are closed after the header deadline, connections
+    past the bound are refused cheaply; /health and real uploads are answered throughout."""
+    url = serving(photo_reader, workers=1, queue=2, header_timeout=1.0, max_connections=150)
+    port = int(url.rsplit(":", 1)[1])
+    stalled = []
+    try:
+        for i in range(120):  # headers begun, never finished
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"POST /api/read HTTP/1.1\r\nHost: x\r\n")
+            stalled.append(s)
+        for i in range(40):  # headers done, a body announced that never comes
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(
+                b"POST /api/read HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                b"Content-Length: 1000000\r\n\r\n"
+            )
+            stalled.append(s)
+        time.sleep(1.5)  # the header deadline passes: those connections are closed
+        for _ in range(3):
+            with urllib.request.urlopen(url + "/health", timeout=5) as r:
+                assert r.status == 200
+            status, body = post(url, png_bytes(photo(60, 80, 4)))
+            assert status == 200, body  # 40 bodies on their way hold no place in a queue of 3
+        closed = 0
+        for s in stalled[:120]:
+            try:
+                closed += s.recv(1) == b""
+            except (ConnectionResetError, TimeoutError):
+                closed += 1
+        assert closed == 120
+    finally:
+        for s in stalled:
+            s.close()
+
+
 # ------------------------------------------------------------------------ the image loader
 def test_loader_bounds_pixels_and_shrinks_large_jpegs_in_the_decoder(tmp_path, monkeypatch):
     with pytest.raises(ImageError, match=r"^bomb.png: 30000x30000 pixels|^bomb.png: too large"):
