@@ -233,11 +233,11 @@ def test_stalled_clients_never_lock_readers_out(serving, photo_reader):  # noqa:
     port = int(url.rsplit(":", 1)[1])
     stalled = []
     try:
-        for i in range(120):  # headers begun, never finished
+        for _ in range(120):  # headers begun, never finished
             s = socket.create_connection(("127.0.0.1", port), timeout=5)
             s.sendall(b"POST /api/read HTTP/1.1\r\nHost: x\r\n")
             stalled.append(s)
-        for i in range(40):  # headers done, a body announced that never comes
+        for _ in range(40):  # headers done, a body announced that never comes
             s = socket.create_connection(("127.0.0.1", port), timeout=5)
             s.sendall(
                 b"POST /api/read HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
