@@ -48,14 +48,18 @@ def to_rgb(image) -> np.ndarray:
     from PIL import Image
 
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):  # 16/32-bit, float
-        a = np.asarray(image, dtype=np.float64)
+        lo, hi = image.getextrema()  # without an array of the whole image
         if image.mode == "F":  # floats: their own range
-            lo, hi = float(a.min()), float(a.max())
-            a = (a - lo) / max(hi - lo, 1e-12) * 255
+            scale, offset = 255 / max(hi - lo, 1e-12), lo
         else:  # 16-bit samples (32-bit "I" PNGs hold 16-bit values too)
-            a = a / (257.0 if a.max() <= 65535 else a.max() / 255)
-        gray = np.clip(np.rint(a), 0, 255).astype(np.uint8)
-        return np.repeat(gray[..., None], 3, axis=2)
+            scale, offset = 1 / (257.0 if hi <= 65535 else hi / 255), 0.0
+        w, h = image.size
+        out = np.empty((h, w, 3), np.uint8)
+        rows = max(1, (1 << 22) // max(w, 1))  # about 4 Mpx at a time: memory bounded
+        for y in range(0, h, rows):
+            part = np.asarray(image.crop((0, y, w, min(h, y + rows))), np.float32)
+            out[y : y + rows] = np.clip(np.rint((part - offset) * scale), 0, 255)[..., None]
+        return out
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
