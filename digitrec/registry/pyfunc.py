@@ -87,7 +87,11 @@ def log_reader_model(
 
     signature = infer_signature(example, probe.predict(None, example))
     signature.inputs = Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, -1, 3))])
-    with tempfile.TemporaryDirectory() as tmp:  # both are best.ckpt: name them by role
+    import warnings
+
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():  # by role: both best.ckpt
+        # the signature is given: MLflow's advice to infer it from type hints is noise here
+        warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
         artifacts = {"reader": str(shutil.copy(reader, Path(tmp) / "reader.ckpt"))}
         if localizer is not None:
             artifacts["localizer"] = str(shutil.copy(localizer, Path(tmp) / "localizer.ckpt"))
