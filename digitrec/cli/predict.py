@@ -53,18 +53,29 @@ def _emit(record: dict) -> None:
 
 
 def _inputs(items: list[str]):
-    """(name, None) for each image of each item, (item, error) for a folder without images."""
+    """(name, None, root) for each image of each item (root: the folder it was found in, else
+    None), (item, error, None) for a folder without images."""
     for item in items:
         names = list(expand_inputs([item]))
         if not names:
-            yield item, f"{item}: no images in this folder ({', '.join(IMAGE_SUFFIXES)})"
-        yield from ((name, None) for name in names)
+            yield item, f"{item}: no images in this folder ({', '.join(IMAGE_SUFFIXES)})", None
+        root = item if Path(item).is_dir() else None
+        yield from ((name, None, root) for name in names)
 
 
-def annotated_name(name: str, suffix: str) -> Path:
-    """Where an input's annotated copy goes under --annotate: its path as given (a/x.jpg and b/x.jpg
-    stay apart), without a root or drive, `..` made `__`, so it always lands inside the folder."""
+def annotated_name(name: str, suffix: str, root: str | None = None) -> Path:
+    """Where an input's annotated copy goes under --annotate: its path relative to the folder it
+    was found in (`root`), else as given — relative to the working directory when it is inside
+    it, else without its root —, `..` made `__`: a/x.jpg and b/x.jpg stay apart, and every copy
+    lands inside the folder."""
     p = Path(name)
+    if root is not None:
+        p = p.relative_to(root)
+    elif p.is_absolute():
+        try:
+            p = p.relative_to(Path.cwd())
+        except ValueError:
+            pass
     parts = [("__" if part == ".." else part) for part in p.parts if part not in (p.anchor, ".")]
     return Path(*parts).with_suffix(suffix) if parts else Path("image" + suffix)
 
@@ -75,7 +86,7 @@ def read_files(
     """One JSON line per image (a folder without images: an error line); returns how many
     failed. Every image is bounded (images.load_image): a bomb is that file's error line."""
     failed = 0
-    for name, problem in _inputs(items):
+    for name, problem, root in _inputs(items):
         try:
             if problem:
                 raise ImageError(problem)
@@ -92,7 +103,7 @@ def read_files(
             suffix = Path(name).suffix.lower()
             suffix = suffix if suffix in (".jpg", ".jpeg", ".png") else ".png"
             image_out = encode(draw(image, reading), suffix)
-            atomic_write_bytes(annotate / annotated_name(name, suffix), image_out)
+            atomic_write_bytes(annotate / annotated_name(name, suffix, root), image_out)
     return failed
 
 

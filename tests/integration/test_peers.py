@@ -62,5 +62,7 @@ def test_table_sets_engines_side_by_side(tmp_path, capsys):
         paths[-1].write_text(json.dumps(result(engine, correct, ms)))
     assert peers.main(["table", *map(str, paths)]) == 0
     out = capsys.readouterr().out
-    assert "| Rapidocr | 8/10 (80.0% ± 12.6%) | 400 |" in out
+    assert "| set | Digitrec | Rapidocr |" in out
+    assert "| photos: exact | 2/10 (20.0% ± 12.6%) | 8/10 (80.0% ± 12.6%) |" in out
+    assert "| photos: median ms | 10 | 400 |" in out
     assert "photos 40.0x digitrec's time" in out

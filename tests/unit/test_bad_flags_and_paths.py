@@ -46,11 +46,14 @@ def test_serve_refuses_bad_flag_values_before_it_starts(argv, flag, capsys):
     assert e.value.code == 2 and f"argument {flag}:" in out.err and "https://" not in out.out
 
 
-def test_annotated_copies_keep_their_relative_paths_inside_the_folder():
+def test_annotated_copies_keep_their_relative_paths_inside_the_folder(tmp_path, monkeypatch):
     assert annotated_name("x.jpg", ".jpg").as_posix() == "x.jpg"
     assert annotated_name("sub/x.jpg", ".jpg").as_posix() == "sub/x.jpg"
     assert annotated_name("/abs/x.png", ".png").as_posix() == "abs/x.png"
     assert annotated_name("../x.jpeg", ".jpg").as_posix() == "__/x.jpg"
+    assert annotated_name("photos/a/x.jpg", ".jpg", root="photos").as_posix() == "a/x.jpg"
+    monkeypatch.chdir(tmp_path)
+    assert annotated_name(str(tmp_path / "in" / "x.jpg"), ".jpg").as_posix() == "in/x.jpg"
 
 
 def test_a_fifo_named_like_a_photo_is_refused_without_blocking(tmp_path):
