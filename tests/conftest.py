@@ -25,6 +25,28 @@ pytest_plugins = ("photo_fixtures",)
 REPO = Path(__file__).resolve().parent.parent
 
 
+def random_records(n: int, seed: int = 0, max_digits: int = 6, size=None) -> list:
+    """`n` SVHN records of 1..max_digits random digit boxes (label, left, top, width, height),
+    lengths cycling so inline values and reference arrays both occur in a digitStruct.mat."""
+    from digitrec.data.digitstruct import Record
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        k = 1 + i % max_digits
+        boxes = np.column_stack(
+            [
+                rng.integers(1, 11, k),
+                rng.integers(-3, 200, k),
+                rng.integers(-2, 50, k),
+                rng.integers(5, 40, k),
+                rng.integers(10, 60, k),
+            ]
+        ).astype(np.float64)
+        out.append(Record(f"{i + 1}.png", boxes, size))
+    return out
+
+
 def make_glyphs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """MNIST-shaped stand-ins: digit d is a bar of width d+2 with a little noise; learnable."""
     rng = np.random.default_rng(seed)

@@ -42,44 +42,31 @@ def add_fallback_argument(p) -> None:
 # ------------------------------------------------------------------ flag values (argparse types)
 # Each refuses a bad value with argparse's one-line usage error naming the flag, before anything
 # is created or loaded.
-def positive_int(text: str) -> int:
+def _checked(text: str, cast, ok, expected: str):
+    """`text` cast by `cast` and accepted by `ok`, else argparse's error naming `expected`."""
     try:
-        value = int(text)
+        value = cast(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 1") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 1")
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _checked(text, int, lambda v: v >= 1, "a whole number >= 1")
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number > 0") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number > 0")
-    return value
+    return _checked(text, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
 
 
 def share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number in [0, 1]") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number in [0, 1]")
-    return value
+    return _checked(text, float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 
 
 def port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a port, 0-65535") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a port, 0-65535 (0: any free one)")
-    return value
+    return _checked(text, int, lambda v: 0 <= v <= 65535, "a port, 0-65535 (0: any free one)")
 
 
 def size32(text: str) -> int:

@@ -30,10 +30,10 @@ from omegaconf import DictConfig, open_dict
 
 from digitrec.paths import CONF_DIR as _CONF_DIR
 from digitrec.tracking import probe_store
-from digitrec.training.config_check import ConfigError, check, check_builds
+from digitrec.training.config_check import ConfigError, check
 from digitrec.training.errors import describe, expected
+from digitrec.training.train import check_builds, train
 from digitrec.training.train import in_multirun as _in_multirun
-from digitrec.training.train import train
 
 log = logging.getLogger(__name__)
 CONF_DIR = str(_CONF_DIR)

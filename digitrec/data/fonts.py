@@ -87,7 +87,7 @@ def ensure_fonts(
         tgz = out / "npm" / f"{family}-{version}.tgz"
         try:
             download(tarball_url(family, version), tgz, size=size, timeout=t, progress=progress)
-        except (OSError, DownloadError) as e:
+        except OSError as e:  # DownloadError is one
             failures.append(f"@fontsource/{family}@{version}: {getattr(e, 'reason', None) or e}")
             in_a_row += 1
             slow = slow or getattr(e, "timed_out", False)
@@ -110,7 +110,7 @@ def ensure_fonts(
                         raise DownloadError(f"{tgz.name}: no {member} inside")
                     atomic_write_bytes(target, blob.read())
             tgz.unlink()
-        except (OSError, DownloadError, tarfile.TarError) as e:
+        except (OSError, tarfile.TarError) as e:  # DownloadError is an OSError
             failures.append(f"@fontsource/{family}@{version}: {getattr(e, 'reason', None) or e}")
     if failures:
         gave_up = (

@@ -115,23 +115,6 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[in
     return out, scale, (dx, dy)
 
 
-def load_photos(photos: list[Photo], size: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The photos letterboxed to `size` (N, size, size, 3) uint8, and each one's number boxes
-    (n, 4) float32 moved with it. A photo that does not decode is a one-line error naming it."""
-    import cv2
-
-    images = np.zeros((len(photos), size, size, 3), np.uint8)
-    boxes = []
-    for i, p in enumerate(photos):
-        bgr = cv2.imread(str(p.path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise ValueError(f"{p.path}: not a readable image")
-        images[i], scale, (dx, dy) = letterbox(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size)
-        b = np.array([n.box for n in p.numbers], np.float32).reshape(-1, 4)
-        boxes.append(b * scale + np.array([dx, dy, dx, dy], np.float32))
-    return images, boxes
-
-
 def _content(image: np.ndarray) -> tuple[int, int, int, int]:
     """The box (x0, y0, x1, y1) inside black letterbox bars (the whole image when there are none)."""
     lit = image.max(2) > 12

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from digitrec.data.photo_augment import digit_crops
 from digitrec.inference.pipeline import Reading
-from digitrec.models.detector import _suppress, decode, reclassify
+from digitrec.models.detector import _suppress, decode
 from digitrec.models.fuse import fuse_conv_bn
 from digitrec.models.grouping import Candidate, group
+from digitrec.tasks.detector import reread
 
 
 def fit(image: np.ndarray, size: int) -> tuple[np.ndarray, float]:
@@ -93,11 +93,7 @@ class DetectorReader:
         merged = torch.cat(found)
         merged = merged[torch.argsort(merged[:, 4], descending=True)]
         merged = _suppress(merged) if len(self.sizes) > 1 else merged
-        if self.classifier is not None and len(merged):
-            crops = digit_crops(image, merged[:, :4].numpy(), self.crop_size, self.crop_expand)
-            x = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255
-            merged = reclassify(merged, torch.softmax(self.classifier(x).float(), 1))
-        return merged.numpy()
+        return reread(self.classifier, merged, image, self.crop_size, self.crop_expand).numpy()
 
     def candidates(self, image: np.ndarray) -> list[Candidate]:
         return group(self.digits(image))

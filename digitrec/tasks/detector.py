@@ -103,10 +103,6 @@ class NumberDetector(TaskModule):
         hp = self.hparams
         return heat + hp.class_weight * cls + hp.size_weight * size + hp.offset_weight * offset
 
-    def classify(self, crops: torch.Tensor) -> torch.Tensor:
-        """Digit crops (N, 3, S, S) uint8 → probabilities (N, 11): 0-9 and "no digit"."""
-        return torch.softmax(self.classifier(to_input(crops)).float(), 1)
-
     def training_step(self, batch, batch_idx):
         loss = self.loss(self(batch["image"]), self._rows(batch, "digits", "n_digits"))
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["image"]))
@@ -120,16 +116,9 @@ class NumberDetector(TaskModule):
     def read_digits(self, found: torch.Tensor, image) -> torch.Tensor:
         """The CenterNet's digits (n, 7) of one image (H, W, 3 uint8 numpy) read again by the crop
         classifier (when there is one)."""
-        if self.classifier is None or len(found) == 0:
-            return found
-        from digitrec.data.photo_augment import digit_crops
-
-        crops = digit_crops(
-            image, found[:, :4].numpy(), self.hparams.crop_size, self.hparams.crop_expand
+        return reread(
+            self.classifier, found, image, self.hparams.crop_size, self.hparams.crop_expand
         )
-        with torch.no_grad():
-            probs = self.classify(torch.from_numpy(crops).permute(0, 3, 1, 2))
-        return reclassify(found, probs.cpu())
 
     def _collect(self, stage: str, batch) -> None:
         maps = self(batch["image"])
@@ -191,6 +180,20 @@ class NumberDetector(TaskModule):
         )
         images = images.permute(0, 3, 1, 2).numpy()
         return [detection_grid(images, p["true"], p["pred"], output_dir / "test_detections.png")]
+
+
+@torch.no_grad()
+def reread(classifier, found: torch.Tensor, image, size: int, expand: float) -> torch.Tensor:
+    """Digits (n, 7) found in `image` (H, W, 3 uint8, the pixels their boxes are in) read again
+    by `classifier` from crops cut there (digitrec.data.photo_augment.digit_crops); unchanged
+    without a classifier."""
+    if classifier is None or len(found) == 0:
+        return found
+    from digitrec.data.photo_augment import digit_crops
+
+    crops = torch.from_numpy(digit_crops(image, found[:, :4].numpy(), size, expand))
+    probs = torch.softmax(classifier(to_input(crops.permute(0, 3, 1, 2))).float(), 1)
+    return reclassify(found, probs.cpu())
 
 
 def _class_match(found: torch.Tensor, true: torch.Tensor) -> int:

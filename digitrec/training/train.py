@@ -25,7 +25,7 @@ from digitrec.io import first_line
 from digitrec.registry import log_checkpoint_model
 from digitrec.tracking import RunTracker
 from digitrec.training.callbacks import RunIdInCheckpoint
-from digitrec.training.config_check import check
+from digitrec.training.config_check import ConfigError, check, check_accelerator
 from digitrec.training.summary import summary
 
 log = logging.getLogger(__name__)
@@ -44,17 +44,38 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and str(HydraConfig.get().mode) == "RunMode.MULTIRUN"
 
 
+def instantiate_parts(cfg: DictConfig):
+    """The datamodule and the task the config names (constructors only: no data read)."""
+    datamodule = instantiate(cfg.data, augmentation=instantiate(cfg.augmentation))
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    model = instantiate(
+        cfg.model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler, _convert_="all"
+    )
+    return datamodule, model
+
+
+def check_builds(cfg: DictConfig) -> None:
+    """The parts built from the config (the network on the meta device: no memory) and the
+    accelerator asked for present: a value only a constructor checks (data.max_len with the
+    length weights, data.gap, data.glyphs, ...) is a ConfigError before any run exists."""
+    check_accelerator(cfg)
+    try:
+        with torch.device("meta"):
+            instantiate_parts(cfg)
+    except Exception as e:  # Hydra wraps the constructor's error: report the constructor's
+        cause = e
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        raise ConfigError(f"Invalid config: {first_line(cause)}") from None
+
+
 def build(cfg: DictConfig):
     """Threads and seed, then the datamodule and the task from the composed config."""
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     if cfg.get("seed") is not None:
         pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    datamodule = instantiate(cfg.data, augmentation=instantiate(cfg.augmentation))
-    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    model = instantiate(
-        cfg.model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler, _convert_="all"
-    )
+    datamodule, model = instantiate_parts(cfg)
     if cfg.get("init_from"):
         init_weights(model, cfg.init_from)
     return datamodule, model

@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, random_records
 from helpers import unavailable
 
 from digitrec.data import digitstruct, svhn
@@ -23,21 +23,7 @@ from digitrec.data.digitstruct import DigitStructError, Record
 
 
 def _records(n: int = 16, seed: int = 0) -> list[Record]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        k = 1 + i % 4  # one to four digits: inline values and reference arrays both occur
-        boxes = np.column_stack(
-            [
-                rng.integers(1, 11, k),
-                rng.integers(-3, 200, k),
-                rng.integers(-2, 50, k),
-                rng.integers(5, 40, k),
-                rng.integers(10, 60, k),
-            ]
-        ).astype(np.float64)
-        out.append(Record(f"{i + 1}.png", boxes))
-    return out
+    return random_records(n, seed, max_digits=4)
 
 
 def _same(a: list[Record], b: list[Record]) -> bool:

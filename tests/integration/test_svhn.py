@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, compose_cfg, new_store
+from conftest import REPO, compose_cfg, new_store, random_records
 from helpers import unavailable
 
 from digitrec.data import street, svhn
@@ -85,21 +85,7 @@ def test_fixture_images_preprocess_to_crops_holding_the_number(svhn_shared, tmp_
 
 # ---------------------------------------------------------------------- writer ↔ reader
 def _records(n: int, seed: int = 0) -> list[svhn.Record]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        k = 1 + i % 6  # one to six digits: inline values and reference arrays both occur
-        boxes = np.column_stack(
-            [
-                rng.integers(1, 11, k),
-                rng.integers(-3, 200, k),
-                rng.integers(-2, 50, k),
-                rng.integers(5, 40, k),
-                rng.integers(10, 60, k),
-            ]
-        ).astype(np.float64)
-        out.append(svhn.Record(f"{i + 1}.png", boxes, (260, 120)))
-    return out
+    return random_records(n, seed, max_digits=6, size=(260, 120))
 
 
 def test_written_digit_struct_reads_back_and_looks_like_matlab(tmp_path):

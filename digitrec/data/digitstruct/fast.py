@@ -14,6 +14,7 @@ from digitrec.data.digitstruct.records import (
     Record,
     _digit_struct_group,
     _one_line,
+    open_digit_struct,
     record_problem,
 )
 
@@ -251,12 +252,7 @@ def _group_children(raw, base: int, addr: int) -> dict[str, int]:
 
 
 def _read_digit_struct_fast(path: Path) -> list[Record]:
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise DigitStructError(
-            f"{path}: not a MATLAB v7.3 (HDF5) digitStruct file ({_one_line(e)})"
-        ) from None
+    f = open_digit_struct(path)
     with f:
         try:
             ds = _digit_struct_group(f, path)

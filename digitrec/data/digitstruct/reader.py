@@ -23,6 +23,7 @@ from digitrec.data.digitstruct.records import (
     _digit_struct_group,
     _one_line,
     _read,
+    open_digit_struct,
     record_problem,
 )
 
@@ -54,12 +55,7 @@ def read_digit_struct_slow(path: str | Path) -> list[Record]:
     """The plain h5py walk: one dereference per name, box group and box value; its records are
     checked like the fast reader's (`record_problem`, no object reached twice)."""
     path = Path(path)
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise DigitStructError(
-            f"{path}: not a MATLAB v7.3 (HDF5) digitStruct file ({_one_line(e)})"
-        ) from None
+    f = open_digit_struct(path)
     try:
         with f:
             records, addresses = _walk(f, path)

@@ -118,6 +118,16 @@ def _read(oid, types, dtype, what: str) -> np.ndarray:
 _one_line = one_line  # the readers' name for it
 
 
+def open_digit_struct(path) -> h5py.File:
+    """The file opened read-only; DigitStructError (one line) when it is not HDF5."""
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise DigitStructError(
+            f"{path}: not a MATLAB v7.3 (HDF5) digitStruct file ({_one_line(e)})"
+        ) from None
+
+
 def _digit_struct_group(f: h5py.File, path) -> h5py.Group:
     ds = f.get("digitStruct")
     if not isinstance(ds, h5py.Group) or "name" not in ds or "bbox" not in ds:
