@@ -112,9 +112,11 @@ DATA   ?= $(or $(DIGITREC_DATA_DIR),.data)
 STREET ?= .data/street-v2
 REAL   ?= $(DATA)/svhn/real
 PHOTO  ?= outputs/photo_reader
-train-photo-reader: $(STAMP) ## the photo reader end to end: the detector on real photos + scenes, packed (~45 min estimated from its epochs; not timed end to end)
+train-photo-reader: $(STAMP) ## the photo reader end to end: fonts, the detector on real photos + scenes (at most 1 h 50 min), packed
 	@test -f $(DATA)/curtin_numbers/train/labels.json || { echo "make train-photo-reader: no $(DATA)/curtin_numbers/train (set DIGITREC_DATA_DIR=)" >&2; exit 2; }
-	$(BIN)/digitrec-train experiment=detector $(if $(firstword $(wildcard $(REAL)/train/*.png)),data.svhn_root=$(REAL)) hydra.run.dir=$(PHOTO)/detector $(ARGS)
+	$(BIN)/digitrec-data fonts --data-dir $(DATA)
+	$(BIN)/digitrec-train experiment=detector $(if $(firstword $(wildcard $(REAL)/train/*.png)),data.svhn_root=$(REAL)) \
+	    $(if $(wildcard $(DATA)/chars74k_digits/labels.csv),data.chars74k_root=$(DATA)/chars74k_digits) hydra.run.dir=$(PHOTO)/detector $(ARGS)
 	$(BIN)/digitrec-pretrained pack $(PHOTO)/detector/checkpoints/best.ckpt detector --out-dir $(PHOTO)/pretrained
 
 train-two-stage: $(STAMP) ## the older two-stage reader: stand-in, reader, localizer, real fine-tunes (~1 h)

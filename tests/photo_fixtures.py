@@ -65,12 +65,12 @@ def photo(h=480, w=640, seed=0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
 
 
-def _post(url, body: bytes, content_type: str, query: str = ""):
+def _post(url, body: bytes, content_type: str, query: str = "", timeout: float = 30):
     request = urllib.request.Request(
         f"{url}/api/read{query}", data=body, method="POST", headers={"Content-Type": content_type}
     )
     try:
-        with urllib.request.urlopen(request, timeout=30) as r:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())

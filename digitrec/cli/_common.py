@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: `prog: error: what (see prog --help)`, exit status 2 (no
+    usage block above it)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def exit(self, status: int = 0, message: str | None = None):
+        if message:
+            sys.stderr.write(message)
+        sys.exit(status)
 
 
 def cli_parser(
     prog: str, doc: str | None, localizer_required: bool = False, reader_optional: bool = False
 ):
     """The start every reading command shares: the reader's checkpoint and --localizer."""
-    p = argparse.ArgumentParser(
-        prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = Parser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "checkpoint",
         nargs="?" if reader_optional else None,

@@ -32,11 +32,12 @@ from digitrec.analysis.compare import (
     resolve,
     table,
 )
+from digitrec.cli._common import Parser
 from digitrec.tracking import add_uri_argument, best_run, open_store, register_model
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="digitrec-compare",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

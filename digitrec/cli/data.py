@@ -21,12 +21,13 @@ import os
 import sys
 from pathlib import Path
 
+from digitrec.cli._common import Parser
 from digitrec.data import mnist, notmnist, svhn
 from digitrec.data.download import NET_TIMEOUT_ENV, DownloadError, net_timeout, writable
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="digitrec-data",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from digitrec.cli._common import port
+from digitrec.cli._common import Parser, port
 from digitrec.paths import default_tracking_uri
 from digitrec.serving.app import ENABLE
 from digitrec.serving.demo import (
@@ -33,7 +33,7 @@ from digitrec.serving.demo import (
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="digitrec-demo",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

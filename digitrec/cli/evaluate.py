@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from digitrec.cli._common import positive_int
+from digitrec.cli._common import Parser, positive_int
 from digitrec.evaluation.folders import (
     PROG,
     UsageError,
@@ -47,9 +47,7 @@ def parser() -> argparse.ArgumentParser:
     from digitrec.data import suites
     from digitrec.data.mnist import data_dir_from_env
 
-    p = argparse.ArgumentParser(
-        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="a DigitReader checkpoint (a run's best.ckpt)")
     p.add_argument(
         "--suite",

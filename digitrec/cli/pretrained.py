@@ -18,13 +18,14 @@ import argparse
 import sys
 
 from digitrec import pretrained
+from digitrec.cli._common import Parser
 from digitrec.tracking import add_uri_argument
 
 REGISTERED = {"detector": "digitrec-photo", "mnist": "digitrec-mnist"}
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="digitrec-pretrained",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

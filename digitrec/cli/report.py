@@ -23,11 +23,12 @@ from digitrec.analysis.report import (
     summarize,
     write_section,
 )
+from digitrec.cli._common import Parser
 from digitrec.tracking import add_uri_argument, open_store
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="digitrec-report",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

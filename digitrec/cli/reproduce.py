@@ -32,6 +32,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from digitrec.analysis.reproduce import jobs, paper_table, real_svhn
+from digitrec.cli._common import Parser
 from digitrec.paths import default_tracking_uri
 from digitrec.tracking import add_uri_argument, git_commit
 
@@ -55,7 +56,7 @@ def sweeps(profile, svhn: list[str], mnist: list[str]) -> list[jobs.Sweep]:
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="digitrec-reproduce",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -119,6 +119,20 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
         raise ValueError(f"{path}: unreadable notMNIST cache ({e}); delete it to rebuild") from None
     if arrays["images"].shape[1:] != (28, 28) or len(arrays["images"]) != len(arrays["labels"]):
         raise ValueError(f"{path}: expected images (N, 28, 28) and N labels; delete it to rebuild")
+    return _checked(arrays, path)
+
+
+def _checked(arrays: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
+    """`arrays`, once their labels are 0-9 (A-J) and images and labels are as many; checked
+    whatever data.verify says: your own files get the same one line."""
+    labels = arrays["labels"]
+    if len(labels) and (labels.min() < 0 or labels.max() > 9):
+        bad = int(labels.max() if labels.max() > 9 else labels.min())
+        raise ValueError(f"{path}: a label of {bad}; notMNIST labels are 0-9 (the letters A-J)")
+    if len(arrays["images"]) != len(labels):
+        raise ValueError(
+            f"{path}: {len(arrays['images'])} images but {len(labels)} labels; expected as many"
+        )
     return arrays
 
 
@@ -146,7 +160,7 @@ def ensure_notmnist(
         if verify:
             for key, spec in SAMPLE_FILES.items():
                 verify_idx(sample[key], spec)
-        return {k: read_idx(p) for k, p in sample.items()}
+        return _checked({k: read_idx(p) for k, p in sample.items()}, sample["labels"])
     if not download:
         raise FileNotFoundError(
             f"{directory}: no notMNIST ({ARCHIVE}, notMNIST_small/ or the idx sample) and "

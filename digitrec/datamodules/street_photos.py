@@ -140,8 +140,10 @@ class ViewStream(SeededStream):
         seed,
         rank=0,
         digit_crop=32,
+        real_digits=(),
     ):
         self.items, self.walls, self.fonts, self.digit_crop = items, walls, fonts, digit_crop
+        self.real_digits = list(real_digits)
         self.crop, self.batch_size, self.steps = crop, batch_size, steps
         self.synthetic, self.digit_px, self.max_digits = synthetic, tuple(digit_px), max_digits
         self.seed, self.rank = seed, rank
@@ -177,6 +179,11 @@ class ViewStream(SeededStream):
                     c, lab = crop_samples(rng, item, size=self.digit_crop)
                     crops += [relight(rng, x) for x in c]
                     labels.append(lab)
+                if self.digit_crop and self.real_digits:  # one real scene digit (Chars74K)
+                    real = self.real_digits[int(rng.integers(len(self.real_digits)))]
+                    c, lab = crop_samples(rng, real, positives=1, negatives=0, size=self.digit_crop)
+                    crops += [relight(rng, x) for x in c]
+                    labels.append(lab)
             d, n = _pad(digits, self.max_digits, 5)
             batch = {"image": _images(images), "digits": d, "n_digits": n}
             if self.digit_crop:
@@ -201,6 +208,8 @@ class StreetPhotoDataModule(BatchDataModule):
         source_size: int = 1024,
         digit_px: tuple[float, float] = (8.0, 160.0),
         digit_crop: int = 32,
+        chars74k_root: str | None = None,
+        fonts_from: str | None = None,
         val_size: int = 75,
         split_seed: int = 0,
         train_size: int | None = None,
@@ -238,6 +247,7 @@ class StreetPhotoDataModule(BatchDataModule):
         self.size, self.crop, self.synthetic = size, crop, synthetic
         self.source_size, self.digit_px = source_size, (float(lo), float(hi))
         self.digit_crop = digit_crop
+        self.chars74k_root, self.fonts_from = chars74k_root, fonts_from
         self.max_digits, self.max_boxes = max_digits, max_boxes
         self.val_size, self.split_seed, self.train_size = val_size, split_seed, train_size
         self.test_size, self.steps_per_epoch = test_size, steps_per_epoch
@@ -254,6 +264,8 @@ class StreetPhotoDataModule(BatchDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
+        from digitrec.data.chars74k import chars74k_digits
+        from digitrec.data.fonts import font_files
         from digitrec.data.street.glyphs import find_fonts
 
         world, rank = self._processes()
@@ -266,10 +278,14 @@ class StreetPhotoDataModule(BatchDataModule):
             items += svhn_labelled(self.svhn_root, "train")
             walls = str(self.svhn_root / "train")
         steps = self.steps_per_epoch or max(1, len(items) // self.batch_size)
+        fetched = font_files(self.fonts_from) if self.fonts_from else []
+        real_digits = (
+            chars74k_digits(self.chars74k_root) if self.chars74k_root and self.digit_crop else []
+        )
         self.train_set = ViewStream(
             items,
             walls,
-            find_fonts() if self.synthetic else [],
+            find_fonts(fetched) if self.synthetic else [],
             self.crop,
             self.batch_size // world,
             steps,
@@ -279,6 +295,7 @@ class StreetPhotoDataModule(BatchDataModule):
             self.seed,
             rank,
             self.digit_crop,
+            real_digits,
         )
         self.val_set = EvalPhotos(
             [photos[i] for i in val],

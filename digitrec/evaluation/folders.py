@@ -9,6 +9,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path, PurePath
 
 import numpy as np
@@ -141,31 +142,41 @@ def run_suites(model, suites, glyphs, labels, batch_size: int) -> None:
 
 
 # ------------------------------------------------------------------------------- folders
-def read_labels(folder: Path, extra: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+def read_labels(folder: Path, extra: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     """(file, number) rows of folder/labels.csv, as written (leading zeros kept), then the
-    `extra` columns' values ("" where a column is absent)."""
+    `extra` columns' values ("" where a column is absent). The header is checked now (UsageError);
+    the rows are streamed, one line at a time, as the result is iterated."""
     path = folder / LABELS
     expected = f"expected a CSV with the header {','.join(HEADER)}"
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
+            first = next(csv.reader(f), [])
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file ({expected})") from None
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise UsageError(f"{path}: cannot read it ({one_line(e)}); {expected}") from None
-    header = [c.strip().lower() for c in rows[0]] if rows else []
+    header = [c.strip().lower() for c in first]
     if not set(HEADER) <= set(header):
         raise UsageError(
             f"{path}: {expected} (other columns allowed), got {','.join(header) or 'an empty file'}"
         )
     columns = [header.index(c) if c in header else None for c in (*HEADER, *extra)]
-    width = max(c for c in columns if c is not None) + 1
-    out = []
-    for row in rows[1:]:
-        if any(c.strip() for c in row):  # blank lines are skipped
-            row = row + [""] * (width - len(row))
-            out.append(tuple(row[c].strip() if c is not None else "" for c in columns))
-    return out
+    return _rows(path, columns, max(c for c in columns if c is not None) + 1)
+
+
+def _rows(path: Path, columns: list, width: int) -> Iterator[tuple[str, ...]]:
+    line = 1
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = csv.reader(f)
+            next(rows, None)  # the header, checked by read_labels
+            for row in rows:
+                line = rows.line_num
+                if any(c.strip() for c in row):  # blank lines are skipped
+                    row = row + [""] * (width - len(row))
+                    yield tuple(row[c].strip() if c is not None else "" for c in columns)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise UsageError(f"{path}: cannot read it after line {line} ({one_line(e)})") from None
 
 
 def check_row(folder: Path, file: str, number: str, max_len: int) -> Path:
@@ -185,10 +196,10 @@ def run_folder(model, folder: Path, batch_size: int) -> int:
     from digitrec.evaluation.scoring import predict
     from digitrec.inference.images import ImageError, load_image
 
-    rows = read_labels(folder)
+    rows = read_labels(folder)  # streamed: a row is read, checked, batched and forgotten
     channels, height, width = input_shape(model)
     max_len = model.net.max_len
-    errors = 0
+    errors = files = 0
     results = []  # (decoded, logits, numbers) per batch
 
     def flush(pending: list[dict]) -> None:
@@ -226,6 +237,7 @@ def run_folder(model, folder: Path, batch_size: int) -> int:
     pending: list[dict] = []
     waiting = 0  # images in pending (counted, not recounted: linear in the rows)
     for file, number in rows:
+        files += 1
         record = {"file": file, "number": number}
         try:
             path = check_row(folder, file, number, max_len)
@@ -244,10 +256,10 @@ def run_folder(model, folder: Path, batch_size: int) -> int:
             waiting = 0
     flush(pending)
 
-    totals = _totals(len(rows), errors, results, max_len)
+    totals = _totals(files, errors, results, max_len)
     _emit(totals)
     if errors:
-        print_error(f"{errors} of the {len(rows)} files in {folder / LABELS} could not be read")
+        print_error(f"{errors} of the {files} files in {folder / LABELS} could not be read")
     return errors
 
 

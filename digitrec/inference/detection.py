@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from digitrec.inference.pipeline import Reading
-from digitrec.models.detector import _suppress, decode
+from digitrec.models.detector import decode, suppress
 from digitrec.models.fuse import fuse_conv_bn
 from digitrec.models.grouping import Candidate, group
 from digitrec.tasks.detector import reread
@@ -63,6 +63,7 @@ class DetectorReader:
         sizes: Sequence[int] | None = None,
         threshold: float | None = None,
         answer_threshold: float | None = None,
+        overlap: float | None = None,
     ):
         self.net = fuse_conv_bn(detector.net)
         self.classifier = fuse_conv_bn(detector.classifier) if detector.classifier else None
@@ -79,6 +80,7 @@ class DetectorReader:
         self.answer_threshold = float(
             hp.get("answer_threshold", 0.5) if answer_threshold is None else answer_threshold
         )
+        self.overlap = float(hp.get("overlap", 0.5) if overlap is None else overlap)
 
     @torch.inference_mode()
     def digits(self, image: np.ndarray) -> np.ndarray:
@@ -92,8 +94,9 @@ class DetectorReader:
             found.append(d)
         merged = torch.cat(found)
         merged = merged[torch.argsort(merged[:, 4], descending=True)]
-        merged = _suppress(merged) if len(self.sizes) > 1 else merged
-        return reread(self.classifier, merged, image, self.crop_size, self.crop_expand).numpy()
+        merged = suppress(merged) if len(self.sizes) > 1 else merged
+        found = reread(self.classifier, merged, image, self.crop_size, self.crop_expand)
+        return suppress(found, self.overlap).numpy()  # one digit found twice: the better kept
 
     def candidates(self, image: np.ndarray) -> list[Candidate]:
         return group(self.digits(image))

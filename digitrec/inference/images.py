@@ -55,16 +55,19 @@ def to_rgb(image) -> np.ndarray:
             scale, offset = 1 / (257.0 if hi <= 65535 else hi / 255), 0.0
         w, h = image.size
         out = np.empty((h, w, 3), np.uint8)
-        rows = max(1, (1 << 22) // max(w, 1))  # about 4 Mpx at a time: memory bounded
+        rows = max(1, (1 << 20) // max(w, 1))  # about 1 Mpx at a time: memory bounded
         for y in range(0, h, rows):
             part = np.asarray(image.crop((0, y, w, min(h, y + rows))), np.float32)
-            out[y : y + rows] = np.clip(np.rint((part - offset) * scale), 0, 255)[..., None]
+            part -= offset  # in place: one float band alive at a time
+            part *= scale
+            np.clip(np.rint(part, out=part), 0, 255, out=part)
+            out[y : y + rows] = part[..., None]
         return out
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
-    return np.asarray(image.convert("RGB"))
+    return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))  # one copy
 
 
 def _open(source, name: str, max_pixels: int | None) -> tuple[np.ndarray, float]:
@@ -81,7 +84,8 @@ def _open(source, name: str, max_pixels: int | None) -> tuple[np.ndarray, float]
                 _bound(image, name, limit)
                 image.load()  # decode now: a truncated file fails here, not later
                 factor = declared / image.size[0]
-                return to_rgb(ImageOps.exif_transpose(image)), factor
+                ImageOps.exif_transpose(image, in_place=True)  # no copy unless it turns
+                return to_rgb(image), factor
     except FileNotFoundError:
         raise ImageError(f"{name}: no such file") from None
     except Image.DecompressionBombError as e:  # beyond Pillow's own hard limit

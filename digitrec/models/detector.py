@@ -196,7 +196,7 @@ def decode(maps: torch.Tensor, threshold: float = 0.3, k: int = 64) -> list[torc
         boxes = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1) * STRIDE
         found = torch.cat([boxes, (s * prob)[:, None], cls.float()[:, None], s[:, None]], 1)
         found = found[torch.argsort(found[:, 4], descending=True)]
-        out.append(_suppress(found))
+        out.append(suppress(found))
     return out
 
 
@@ -224,7 +224,7 @@ def _iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return inter / (area(p) + area(t) - inter).clamp(min=1e-9)
 
 
-def _suppress(found: torch.Tensor, iou: float = 0.5) -> torch.Tensor:
+def suppress(found: torch.Tensor, iou: float = 0.5) -> torch.Tensor:
     if len(found) < 2:
         return found
     ious = _iou(found, found)

@@ -40,7 +40,7 @@ def card(name: str) -> Path:
     return path(name).with_suffix(".md")
 
 
-INFERENCE_KEYS = ("threshold", "answer_threshold", "size")  # what `settings` may change
+INFERENCE_KEYS = ("threshold", "answer_threshold", "overlap", "size")  # what `settings` may change
 
 
 def pack(
@@ -53,7 +53,8 @@ def pack(
     """Write `source` (a Lightning checkpoint) trimmed as `<out_dir>/<name>.ckpt`: state dict
     (float16 when `half`), hyperparameters and the digitrec entry; written whole or not at all.
     `settings` change inference settings chosen after training (on validation data): the
-    hyperparameters `threshold`, `answer_threshold`, and `size`, the letterbox size it reads at."""
+    hyperparameters `threshold`, `answer_threshold`, `overlap`, and `size`, the letterbox size it
+    reads at."""
     ckpt = checkpoints.load(source, needs=("state_dict", "hyper_parameters"))
     settings = dict(settings or {})
     unknown = sorted(set(settings) - set(INFERENCE_KEYS))
@@ -64,7 +65,7 @@ def pack(
         for k, v in ckpt.state["state_dict"].items()
     }
     hparams = dict(ckpt.state["hyper_parameters"])
-    for key in ("threshold", "answer_threshold"):
+    for key in ("threshold", "answer_threshold", "overlap"):
         if key in settings:
             hparams[key] = float(settings[key])
     keep = {

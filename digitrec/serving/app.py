@@ -220,6 +220,7 @@ class Server:
         import uvicorn
 
         from digitrec.serving.connections import default_max_connections, guarded_protocol
+        from digitrec.serving.log_limit import limit_logs
 
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.socket = socket.socket(family, socket.SOCK_STREAM)
@@ -248,6 +249,7 @@ class Server:
             ssl_keyfile=keyfile,
         )
         self.server = uvicorn.Server(config)
+        limit_logs()  # after uvicorn's logging config: a flood of bad clients is a few lines
         self._done = threading.Event()
 
     def serve_forever(self) -> None:

@@ -32,6 +32,7 @@ from digitrec.models.detector import (
     focal_loss,
     match,
     reclassify,
+    suppress,
 )
 from digitrec.models.grouping import group
 from digitrec.plots import detection_grid
@@ -59,6 +60,7 @@ class NumberDetector(TaskModule):
         crop_width: int = 32,
         threshold: float = 0.3,
         answer_threshold: float = 0.5,
+        overlap: float = 0.5,
         optimizer: partial | None = None,
         scheduler: partial | None = None,
         **net: Any,
@@ -74,6 +76,8 @@ class NumberDetector(TaskModule):
             raise ValueError(f"model.crop_size={crop_size}: expected 0 (no classifier) or 8k")
         if not 0 < answer_threshold < 1:
             raise ValueError(f"model.answer_threshold={answer_threshold}: expected 0 < t < 1")
+        if not 0 < overlap <= 1:
+            raise ValueError(f"model.overlap={overlap}: expected 0 < overlap <= 1")
         self.save_hyperparameters(ignore=["optimizer", "scheduler"], logger=False)
         self.net = CenterNet(**net)
         # the digit classifier of full-resolution crops (crop_size 0: the CenterNet's classes)
@@ -115,10 +119,11 @@ class NumberDetector(TaskModule):
 
     def read_digits(self, found: torch.Tensor, image) -> torch.Tensor:
         """The CenterNet's digits (n, 7) of one image (H, W, 3 uint8 numpy) read again by the crop
-        classifier (when there is one)."""
-        return reread(
-            self.classifier, found, image, self.hparams.crop_size, self.hparams.crop_expand
-        )
+        classifier (when there is one); then a digit overlapping a better one by IoU over
+        `overlap` is dropped (one digit found twice, side by side)."""
+        h = self.hparams
+        found = reread(self.classifier, found, image, h.crop_size, h.crop_expand)
+        return suppress(found, h.get("overlap", 0.5))
 
     def _collect(self, stage: str, batch) -> None:
         maps = self(batch["image"])

@@ -14,6 +14,7 @@ without a number that get an answer. The choice: the most numbers read with at m
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -29,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("checkpoint")
     p.add_argument("--sizes", type=int, nargs="+", default=[512, 640, 768])
     p.add_argument("--thresholds", type=float, nargs="+", default=[0.2, 0.3])
+    p.add_argument(
+        "--overlaps", type=float, nargs="+", default=[0.5], help="IoU dropping a digit found twice"
+    )
     p.add_argument("--max-false", type=float, default=0.1, help="share of number-free photos")
     p.add_argument("--val-size", type=int, default=75)
     p.add_argument("--split-seed", type=int, default=0)
@@ -47,27 +51,27 @@ def main(argv: list[str] | None = None) -> int:
     items = [(a, im) for a, im in items if a != "?"]
     module = load_task(args.checkpoint)
     rows = []
-    for size in args.sizes:
-        for t in args.thresholds:
-            reader = DetectorReader(module, sizes=(size,), threshold=t)
-            best = [(reader.candidates(im)[:1], a) for a, im in items]
-            for at in np.round(np.arange(0.05, 0.95, 0.05), 2):
-                read = [c[0].number if c and c[0].score >= at else "" for c, _ in best]
-                right = sum(r == a for r, (_, a) in zip(read, best, strict=True) if a)
-                false = sum(r != "" for r, (_, a) in zip(read, best, strict=True) if not a)
-                rows.append(
-                    {
-                        "size": size,
-                        "threshold": t,
-                        "answer_threshold": float(at),
-                        "read": right,
-                        "false": false,
-                    }
-                )
+    for size, t, overlap in itertools.product(args.sizes, args.thresholds, args.overlaps):
+        reader = DetectorReader(module, sizes=(size,), threshold=t, overlap=overlap)
+        best = [(reader.candidates(im)[:1], a) for a, im in items]
+        for at in np.round(np.arange(0.05, 0.95, 0.05), 2):
+            read = [c[0].number if c and c[0].score >= at else "" for c, _ in best]
+            right = sum(r == a for r, (_, a) in zip(read, best, strict=True) if a)
+            false = sum(r != "" for r, (_, a) in zip(read, best, strict=True) if not a)
+            rows.append(
+                {
+                    "size": size,
+                    "threshold": t,
+                    "overlap": overlap,
+                    "answer_threshold": float(at),
+                    "read": right,
+                    "false": false,
+                }
+            )
     n = sum(1 for a, _ in items if a)
     neg = sum(1 for a, _ in items if not a)
     ok = [r for r in rows if r["false"] <= args.max_false * neg]
-    choice = max(ok or rows, key=lambda r: (r["read"], -r["false"], -r["size"]))
+    choice = max(ok or rows, key=lambda r: (r["read"], -r["false"], -r["size"], r["overlap"]))
     result = {
         "checkpoint": args.checkpoint,
         "numbers": n,

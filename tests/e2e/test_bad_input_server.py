@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import select
 import socket
 import struct
 import threading
@@ -86,8 +87,10 @@ def serving():
         server.server_close()
 
 
-def post(url: str, body: bytes, content_type: str = "image/png", query: str = ""):
-    return _post(url, body, content_type, query)
+def post(
+    url: str, body: bytes, content_type: str = "image/png", query: str = "", timeout: float = 30
+):
+    return _post(url, body, content_type, query, timeout)
 
 
 def raw(url: str, head: bytes, body_chunks=(), pause: float = 0.0, timeout: float = 10.0) -> bytes:
@@ -226,39 +229,48 @@ def test_slow_and_vanishing_clients_are_timed_out_quietly(serving, photo_reader,
 
 
 def test_stalled_clients_never_lock_readers_out(serving, photo_reader):  # noqa: F811
-    """Issue 30: connections that never finish their headers and uploads whose body never comes
-    hold no reading place; the headers' ones are closed after the header deadline, connections
-    past the bound are refused cheaply; /health and real uploads are answered throughout."""
-    url = serving(photo_reader, workers=1, queue=2, header_timeout=1.0, max_connections=150)
+    """Issue 30's acceptance load: while 300 connections that never finish their headers and 100
+    uploads whose body never comes are open, /health and real uploads are answered within 1 s
+    (the client gives up after 1 s); the stalled uploads hold no reading place; the header-stalled
+    connections are closed after the header deadline; past the bound, connections are refused."""
+    url = serving(photo_reader, workers=1, queue=2, header_timeout=4.0, max_connections=450)
     port = int(url.rsplit(":", 1)[1])
-    stalled = []
+    stalled, bodies = [], []
+    opened = time.monotonic()
     try:
-        for _ in range(120):  # headers begun, never finished
+        for _ in range(300):  # headers begun, never finished
             s = socket.create_connection(("127.0.0.1", port), timeout=5)
             s.sendall(b"POST /api/read HTTP/1.1\r\nHost: x\r\n")
             stalled.append(s)
-        for _ in range(40):  # headers done, a body announced that never comes
+        for _ in range(100):  # headers done, a body announced that never comes
             s = socket.create_connection(("127.0.0.1", port), timeout=5)
             s.sendall(
                 b"POST /api/read HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
                 b"Content-Length: 1000000\r\n\r\n"
             )
-            stalled.append(s)
-        time.sleep(1.5)  # the header deadline passes: those connections are closed
-        for _ in range(3):
-            with urllib.request.urlopen(url + "/health", timeout=5) as r:
+            bodies.append(s)
+        for _ in range(3):  # all 400 are open now (the header deadline is 4 s)
+            with urllib.request.urlopen(url + "/health", timeout=1.0) as r:
                 assert r.status == 200
-            status, body = post(url, png_bytes(photo(60, 80, 4)))
-            assert status == 200, body  # 40 bodies on their way hold no place in a queue of 3
+            status, body = post(url, png_bytes(photo(60, 80, 4)), timeout=1.0)
+            assert status == 200, body  # 100 bodies on their way hold no place in a queue of 3
+        assert time.monotonic() - opened < 4.0, "the checks ran after the header deadline"
+        extra = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(60)]
+        time.sleep(0.5)
+        readable, _, _ = select.select(extra, [], [], 0.5)  # 400 + 60 > 450: aborted at once
+        for s in extra:
+            s.close()
+        assert len(readable) >= 10
+        time.sleep(4.5)  # the header deadline passes: the header-stalled connections are closed
         closed = 0
-        for s in stalled[:120]:
+        for s in stalled:
             try:
                 closed += s.recv(1) == b""
             except (ConnectionResetError, TimeoutError):
                 closed += 1
-        assert closed == 120
+        assert closed == 300
     finally:
-        for s in stalled:
+        for s in stalled + bodies:
             s.close()
 
 

@@ -26,8 +26,9 @@ from digitrec.inference.images import ImageError, load_image
 def test_predict_refuses_bad_flag_values_in_one_line(argv, flag, capsys):
     with pytest.raises(SystemExit) as e:
         predict.main(argv)
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert e.value.code == 2 and f"argument {flag}:" in err and "Traceback" not in err
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines  # one line: no usage block above it
+    assert e.value.code == 2 and f"argument {flag}:" in lines[0] and "--help" in lines[0]
 
 
 @pytest.mark.parametrize(
@@ -145,3 +146,81 @@ def test_mnist_labels_out_of_range_are_one_line_even_unverified(tmp_path):
         write_idx(tmp_path / "mnist" / f"{spec.name}.gz", arrays[key])
     with pytest.raises(ValueError, match="a label of 200; MNIST labels are the digits 0-9"):
         load_mnist(tmp_path, download=False, verify=False)
+
+
+def test_notmnist_labels_out_of_range_are_one_line_even_unverified(tmp_path):
+    import numpy as np
+    from conftest import make_glyphs
+
+    from digitrec.data.idx import write_idx
+    from digitrec.data.notmnist import SAMPLE_FILES, load_notmnist
+
+    images, labels = make_glyphs(50, 0)
+    labels = labels.copy()
+    labels[3] = 12  # a letter past J
+    for key, array in (("images", images), ("labels", labels)):
+        write_idx(tmp_path / "notmnist" / f"{SAMPLE_FILES[key].name}.gz", array)
+    with pytest.raises(ValueError, match=r"a label of 12; notMNIST labels are 0-9 \(the letters"):
+        load_notmnist(tmp_path, download=False, verify=False)
+    labels[3] = 4
+    write_idx(tmp_path / "notmnist" / f"{SAMPLE_FILES['labels'].name}.gz", labels)
+    assert np.array_equal(
+        np.sort(
+            np.concatenate(
+                [v for k, v in load_notmnist(tmp_path, verify=False).items() if "labels" in k]
+            )
+        ),
+        np.sort(labels),
+    )
+
+
+def test_16_bit_images_are_converted_in_bands_not_whole():
+    """Issue 30 case 9: a 16-bit image becomes 8-bit RGB a band of about 1 Mpx at a time, so the
+    arrays alive at once are the output and one band, not float copies of the whole image."""
+    import tracemalloc
+
+    import numpy as np
+    from PIL import Image
+
+    from digitrec.inference.images import to_rgb
+
+    h, w = 4000, 4000  # 16 Mpx: a whole float32 copy alone would be 64 MB
+    image = Image.fromarray(np.tile(np.arange(w, dtype=np.uint16) * 16, (h, 1)))
+    assert image.mode == "I;16"
+    tracemalloc.start()
+    try:
+        rgb = to_rgb(image)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rgb.shape == (h, w, 3) and rgb[0, w - 1, 0] == round((w - 1) * 16 / 257)
+    assert peak < rgb.nbytes + 24e6, (
+        f"peak {peak / 1e6:.0f} MB for a {rgb.nbytes / 1e6:.0f} MB image"
+    )
+
+
+def test_refused_and_old_checkpoints_are_one_line_and_never_suggest_unsafe_loading(tmp_path, capfd):
+    """Issue 30 case 16: a pickle that would run code is refused in one line, without torch's
+    advice to load with weights_only=False; a checkpoint in torch's old (non-zip) format loads;
+    predicting prints no MLflow type-hint warning."""
+    import pickle
+
+    import torch
+
+    evil = tmp_path / "evil.ckpt"
+    evil.write_bytes(pickle.dumps({"state_dict": os.system}))
+    old = tmp_path / "old.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, old, _use_new_zipfile_serialization=False)
+    photo = tmp_path / "p.png"
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), "white").save(photo)
+    assert predict.main([str(evil), str(photo)]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "evil.ckpt" in err[0], err
+    assert "weights_only" not in err[0].replace("a weights-only load", "")
+    from digitrec import checkpoints
+
+    assert list(checkpoints.load(old).state["state_dict"]) == ["w"]
+    assert predict.main([str(photo)]) == 0  # the shipped detector
+    assert "type hint" not in capfd.readouterr().err

@@ -17,6 +17,7 @@ from digitrec.models.detector import (
     encode,
     focal_loss,
     match,
+    suppress,
 )
 from digitrec.tasks import NumberDetector
 
@@ -68,6 +69,22 @@ def test_matching_counts_each_true_box_once():
     )
     assert match(pred, true) == 1  # the second prediction overlaps a box already taken
     assert match(pred[:0], true) == 0 and match(pred, true[:0]) == 0
+
+
+def test_a_digit_found_twice_side_by_side_is_dropped_below_the_overlap():
+    # x0, y0, x1, y1, score, class, heat; best first. The second is the first shifted by 40% of
+    # its width (IoU 0.43): one "3" found twice reads "33"; the third is the next digit.
+    found = torch.tensor(
+        [
+            [0.0, 0.0, 10.0, 20.0, 0.9, 3.0, 0.9],
+            [4.0, 0.0, 14.0, 20.0, 0.6, 3.0, 0.6],
+            [12.0, 0.0, 22.0, 20.0, 0.8, 4.0, 0.8],
+        ]
+    )
+    assert suppress(found, 0.5).tolist() == found.tolist()  # 0.43 <= 0.5: all kept
+    assert suppress(found, 0.35)[:, 5].tolist() == [3.0, 4.0]  # the weaker copy dropped
+    with pytest.raises(ValueError, match=r"model.overlap=0: expected 0 < overlap <= 1"):
+        NumberDetector(size=64, overlap=0)
 
 
 def test_the_network_gives_maps_at_stride_4_any_size_and_refuses_bad_sizes():
