@@ -224,3 +224,21 @@ def test_refused_and_old_checkpoints_are_one_line_and_never_suggest_unsafe_loadi
     assert list(checkpoints.load(old).state["state_dict"]) == ["w"]
     assert predict.main([str(photo)]) == 0  # the shipped detector
     assert "type hint" not in capfd.readouterr().err
+
+
+def test_labels_csv_is_streamed_row_by_row(tmp_path):
+    """Issue 30 case 4: digitrec-evaluate --folder reads labels.csv one row at a time: the rows
+    before a broken part are yielded before the error, which names the last line read."""
+    from digitrec.evaluation.folders import UsageError, read_labels
+
+    rows = "".join(f"img{i}.png,{i}\n" for i in range(3000))
+    (tmp_path / "labels.csv").write_bytes(b"file,number\n" + rows.encode() + b"bad\xff,1\n")
+    stream, got = read_labels(tmp_path), []
+    assert not isinstance(stream, list)
+    with pytest.raises(UsageError, match=r"labels.csv: cannot read it after line \d+ \('utf-8'"):
+        for row in stream:  # decoded in buffered chunks: the error comes with the chunk
+            got.append(row)
+    assert len(got) > 2000 and got[0] == ("img0.png", "0")
+    (tmp_path / "labels.csv").write_text("name,label\nimg0.png,0\n")
+    with pytest.raises(UsageError, match=r"expected a CSV with the header file,number"):
+        read_labels(tmp_path)  # the header is checked at once, before any row
