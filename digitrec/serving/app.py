@@ -219,7 +219,11 @@ class Server:
     ):
         import uvicorn
 
-        from digitrec.serving.connections import default_max_connections, guarded_protocol
+        from digitrec.serving.connections import (
+            accept_backlog,
+            default_max_connections,
+            guarded_protocol,
+        )
         from digitrec.serving.log_limit import limit_logs
 
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -232,11 +236,12 @@ class Server:
             raise OSError(
                 f"--host {host} --port {port}: cannot listen there ({e.strerror})"
             ) from None
+        backlog = accept_backlog(backlog)
         self.socket.listen(backlog)
         self.server_port = self.socket.getsockname()[1]
         self.app = app
         certfile, keyfile = tls or (None, None)  # HTTPS: (certificate, key) PEM files
-        self.max_connections = max_connections or default_max_connections()
+        self.max_connections = max_connections or default_max_connections(backlog)
         config = uvicorn.Config(
             app,
             http=guarded_protocol(header_timeout, self.max_connections),

@@ -12,18 +12,38 @@ front when exposing the server (docs/how-to/serving.md).
 
 from __future__ import annotations
 
+import os
 import resource
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 
-def default_max_connections(reserve: int = 64) -> int:
-    """Open connections allowed: what this process's descriptor limit leaves after `reserve`
-    (files, the model, the pool), at most 1024."""
+def fd_limit() -> int | None:
+    """This process's soft limit on open descriptors (None: unlimited)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def accept_backlog(wanted: int = 128) -> int:
+    """The listen backlog, which is also how many connections asyncio accepts in one go before
+    the bound can close any: at most 1/16 of the descriptor limit (at least 16)."""
+    soft = fd_limit()
+    return wanted if soft is None else max(16, min(wanted, soft // 16))
+
+
+def default_max_connections(backlog: int = 128, reserve: int = 32) -> int:
+    """Open connections allowed: what this process's descriptor limit leaves after the
+    descriptors open now, a few accept bursts (asyncio accepts up to `backlog` at a time, and
+    again before the first ones are closed) and `reserve` more (files, the pool); at least 8, at
+    most 1024."""
+    soft = fd_limit()
+    if soft is None:
         return 1024
-    return max(8, min(1024, soft - reserve))
+    try:
+        used = len(os.listdir("/proc/self/fd"))
+    except OSError:  # not Linux: assume a typical count
+        used = 64
+    return max(8, min(1024, soft - used - 4 * backlog - reserve))
 
 
 def guarded_protocol(header_timeout: float, max_connections: int) -> type[H11Protocol]:

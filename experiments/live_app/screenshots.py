@@ -1,7 +1,9 @@
 """Screenshots of the live page's three modes (the README's pictures), in headless Chromium.
 
-    python experiments/live_app/screenshots.py --mnist-reader BEST.ckpt \
-        --reader READER.ckpt --localizer LOCALIZER.ckpt [--photo PHOTO.jpg]
+    python experiments/live_app/screenshots.py [--mnist-reader BEST.ckpt] \
+        [--reader READER.ckpt [--localizer LOCALIZER.ckpt]] [--photo PHOTO.jpg]
+
+Without models: the shipped ones (digitrec/pretrained: the detector and the MNIST reader).
 
 Starts digitrec-serve on 127.0.0.1 with the given models; Chromium's fake camera films a
 rendered SYNTHETIC house number (a plate with "1729" in one of this machine's fonts, the frame
@@ -48,9 +50,11 @@ def until(driver, condition, seconds: float = 60):
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--mnist-reader", required=True, help="make train's best.ckpt (or models:/)")
-    p.add_argument("--reader", required=True, help="the photo reader's checkpoint")
-    p.add_argument("--localizer", required=True, help="the localizer's checkpoint")
+    p.add_argument(
+        "--mnist-reader", default=None, help="make train's best.ckpt (default: the shipped one)"
+    )
+    p.add_argument("--reader", default=None, help="photo reader (default: the shipped detector)")
+    p.add_argument("--localizer", default=None, help="the localizer's checkpoint (two-stage)")
     p.add_argument(
         "--photo",
         type=Path,
@@ -64,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     images = read_idx(data / "t10k-images-idx3-ubyte.gz")
     labels = read_idx(data / "t10k-labels-idx1-ubyte.gz")
     digits = [images[np.flatnonzero(labels == int(c))[0]] for c in args.number]
-    reader = open_reader(args.reader, args.localizer)
-    drawing = serve.open_drawing_reader(args.mnist_reader)
+    from digitrec import pretrained
+
+    reader = open_reader(str(args.reader or pretrained.path("detector")), args.localizer)
+    drawing = serve.open_drawing_reader(str(args.mnist_reader or pretrained.path("mnist")))
     server = serve.make_server(reader, port=0, drawing_reader=drawing)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     from selenium.webdriver.common.by import By

@@ -9,6 +9,8 @@ import json
 import select
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -323,3 +325,53 @@ def test_predict_reports_a_bomb_and_reads_the_rest(checkpoints, tmp_path, capsys
     assert "number" in lines[0] and "number" in lines[3]
     assert all("error" in line for line in lines[1:3]) and "no images" in lines[4]["error"]
     assert "Traceback" not in out.err
+
+
+def test_a_small_descriptor_limit_refuses_connections_without_tracebacks(tmp_path):
+    """Issue 30 case 2: with a descriptor limit of 256, 300 connections that never finish their
+    headers: those past the bound are refused at once, the rest closed at the header deadline
+    (here 2 s), then /health is answered; stderr holds no accept traceback."""
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))\n"
+        "from digitrec import pretrained\n"
+        "from digitrec.inference.pipeline import open_reader\n"
+        "from digitrec.serving import app\n"
+        "reader = open_reader(str(pretrained.path('detector')))\n"
+        "server = app.make_server(reader, port=0, header_timeout=2.0)\n"
+        "print(server.server_port, flush=True)\n"
+        "server.serve_forever()\n"
+    )
+    err = tmp_path / "stderr.txt"
+    with open(err, "w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=stderr, text=True
+        )
+    stalled = []
+    try:
+        port = int(proc.stdout.readline())
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):  # until uvicorn has started (bounded: 10 s)
+            try:
+                urllib.request.urlopen(url + "/health", timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        for _ in range(300):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            stalled.append(s)
+        answered, deadline = False, time.monotonic() + 6.0
+        while not answered and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=1.0) as r:
+                    answered = r.status == 200
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.25)  # refused while the bound is full: until the header deadline
+        assert answered
+    finally:
+        for s in stalled:
+            s.close()
+        proc.terminate()
+        proc.wait(10)
+    assert "Too many open files" not in err.read_text()
